@@ -1,0 +1,20 @@
+"""Where the stages read and write. dvc.yaml declares the same paths (tests/test_dvc_yaml.py checks)."""
+
+from pathlib import Path
+
+SPLIT_DIR = Path("data/split")  # <split>/<label>/<label>.<index>.jpg, plus manifest.csv
+SPLIT_MANIFEST = SPLIT_DIR / "manifest.csv"
+PREPARED_DIR = Path("data/prepared")  # <split>_images.npy (uint8), <split>_labels.npy, manifest.csv
+FEATURES_DIR = Path("data/features")  # <split>_features.npy (float32), <split>_labels.npy
+MODELS_DIR = Path("models")
+BASE_MODEL = MODELS_DIR / "base.keras"  # the convolutional base, weights loaded, no head
+METRICS_DIR = Path("metrics")
+
+
+def model_path(name: str) -> Path:
+    return MODELS_DIR / f"{name}.keras"
+
+
+def stage_metrics_dir(stage: str) -> Path:
+    """dvclive's folder for a training stage: metrics.json plus per-epoch plots."""
+    return METRICS_DIR / stage

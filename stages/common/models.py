@@ -1,0 +1,194 @@
+"""Model builders shared by the stages (Keras functional API).
+
+Every saved model takes raw RGB pixels (0-255): preprocessing and augmentation
+are layers inside it, so evaluating or predicting needs no extra code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from stages.common.cli import StageError
+from stages.common.params import KERAS_BASES, AugmentationParams, BaseParams, HeadParams
+
+PACKAGE = "dogs_vs_cats"  # namespace of this project's custom layers in saved .keras files
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BasePreprocessing(layers.Layer):
+    """Raw RGB 0-255 -> what the base was trained on.
+
+    mode: a keras.applications module name (`vgg16`, `resnet50`, ...) to apply its
+    `preprocess_input`, `rescale` for the book's first-edition 1/255, or `none`
+    for a base that normalises its own input (such as a .keras base file).
+    """
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, pixels):
+        if self.mode == "none":
+            return pixels
+        if self.mode == "rescale":
+            return pixels / 255.0
+        return getattr(keras.applications, self.mode).preprocess_input(pixels)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SymmetricShear(layers.RandomShear):
+    """keras.layers.RandomShear with a config that loads again.
+
+    Keras 3.15 saves a symmetric factor f as [-f, f], then refuses -f when loading.
+    """
+
+    def get_config(self):
+        return {**super().get_config(), "x_factor": self.x_factor[1], "y_factor": self.y_factor[1]}
+
+
+def preprocessing_mode(base: BaseParams) -> str:
+    if base.preprocessing == "rescale":
+        return "rescale"
+    return "none" if base.is_file else KERAS_BASES[base.name]["module"]
+
+
+def build_base(base: BaseParams) -> keras.Model:
+    """The convolutional base named by params, with its weights, any input size."""
+    if base.weights not in (None, "imagenet") and not Path(base.weights).is_file():
+        raise StageError(f"base.weights {base.weights!r} is not a file; give a weights file, imagenet or null")
+    if base.is_file:
+        if not Path(base.name).is_file():
+            raise StageError(f"base.name {base.name!r} is not a file; give an existing .keras base or a keras.applications name")
+        model = keras.models.load_model(base.name, compile=False)  # safe_mode: no code from the file runs
+        if base.weights:
+            model.load_weights(base.weights)
+        return model
+    builder = getattr(keras.applications, KERAS_BASES[base.name]["builder"])
+    try:
+        return builder(include_top=False, weights=base.weights, input_shape=(None, None, 3))
+    except Exception as err:  # Keras raises a bare Exception when the download fails
+        if base.weights != "imagenet":
+            raise
+        raise StageError(
+            f"could not get the ImageNet weights of {base.name} ({err}). Offline: on a machine with internet, "
+            f"download the .h5 file at the URL above, then copy it into ~/.keras/models/ here (Keras looks "
+            f"there before downloading) or set base.weights to its path"
+        ) from None
+
+
+def check_layer(base: keras.Model, layer_name: str) -> None:
+    names = [layer.name for layer in base.layers]
+    if layer_name not in names:
+        raise StageError(
+            f"base.fine_tune_from {layer_name!r} is not a layer of the base {base.name!r}; its last layers are "
+            f"{', '.join(names[-8:])} (all {len(names)} names: print base.layers), or use null for the default"
+        )
+
+
+def nested_base(model: keras.Model) -> keras.Model:
+    """The pretrained base inside a model made by `with_classifier`."""
+    (base,) = [
+        layer for layer in model.layers
+        if isinstance(layer, keras.Model) and layer.name not in ("augmentation", "classifier")
+    ]
+    return base
+
+
+def freeze(base: keras.Model) -> None:
+    base.trainable = False
+
+
+def unfreeze_from(base: keras.Model, layer_name: str) -> None:
+    """Make `layer_name` and every layer after it trainable; the earlier ones stay frozen."""
+    check_layer(base, layer_name)
+    base.trainable = True
+    trainable = False
+    for layer in base.layers:
+        trainable = trainable or layer.name == layer_name
+        layer.trainable = trainable
+
+
+def augmentation(params: AugmentationParams, seed: int) -> keras.Sequential:
+    """The book's ImageDataGenerator settings as Keras 3 layers (active only in training)."""
+    steps = []
+    if params.rotation_degrees:
+        steps.append(layers.RandomRotation(params.rotation_degrees / 360, seed=seed))
+    if params.width_shift or params.height_shift:
+        steps.append(layers.RandomTranslation(params.height_shift, params.width_shift, seed=seed + 1))
+    if params.shear:
+        steps.append(SymmetricShear(x_factor=params.shear, y_factor=params.shear, seed=seed + 2))
+    if params.zoom:
+        steps.append(layers.RandomZoom(params.zoom, seed=seed + 3))
+    if params.horizontal_flip:
+        steps.append(layers.RandomFlip("horizontal", seed=seed + 4))
+    return keras.Sequential(steps, name="augmentation")
+
+
+def pixels_input(image_size: int) -> keras.KerasTensor:
+    return keras.Input(shape=(image_size, image_size, 3), name="pixels")
+
+
+def dense_classifier(features_shape, head: HeadParams) -> keras.Model:
+    """Flatten -> Dense relu -> Dropout -> Dense sigmoid: P(dog). 2,097,665 params on 4x4x512."""
+    features = keras.Input(shape=features_shape, name="features")
+    x = layers.Flatten()(features)
+    x = layers.Dense(head.dense_units, activation="relu")(x)
+    x = layers.Dropout(head.dropout)(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)
+    return keras.Model(features, outputs, name="classifier")
+
+
+def feature_extractor(base: keras.Model, image_size: int, mode: str) -> keras.Model:
+    """Pixels -> preprocessing -> base: what extract_features runs over each split."""
+    pixels = pixels_input(image_size)
+    features = base(BasePreprocessing(mode)(pixels), training=False)
+    return keras.Model(pixels, features, name="feature_extractor")
+
+
+def with_classifier(base, classifier, image_size, mode, augment: keras.Sequential | None = None) -> keras.Model:
+    """Pixels -> [augmentation] -> preprocessing -> base -> classifier, as one model.
+
+    The base runs with training=False, so its BatchNorm layers stay in inference
+    mode even when fine-tuning unfreezes them (as the Keras transfer-learning guide advises).
+    """
+    pixels = pixels_input(image_size)
+    x = augment(pixels) if augment is not None else pixels
+    x = base(BasePreprocessing(mode)(x), training=False)
+    return keras.Model(pixels, classifier(x), name="transfer")
+
+
+def small_convnet(image_size: int, dropout: float, augment: keras.Sequential | None = None) -> keras.Model:
+    """The book's convnet from scratch: 3,453,121 params at 150x150."""
+    pixels = pixels_input(image_size)
+    x = augment(pixels) if augment is not None else pixels
+    x = layers.Rescaling(1 / 255)(x)
+    for filters in (32, 64, 128, 128):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    x = layers.Dense(512, activation="relu")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)
+    return keras.Model(pixels, outputs, name="small_convnet")
+
+
+def compile_binary(model: keras.Model, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def load_model(path: Path) -> keras.Model:
+    """A model saved by a stage; safe mode, so loading runs no code from the file."""
+    if not Path(path).is_file():
+        raise StageError(f"{path} is missing: run `dvc repro` to build it")
+    return keras.models.load_model(path, safe_mode=True)

@@ -1,0 +1,40 @@
+"""Stage `extract_features`: run the frozen base once over every split and cache its output.
+
+Writes data/features/<split>_features.npy (float32, e.g. (N, 4, 4, 512) for VGG16 at
+150x150) and <split>_labels.npy. Only the base, its preprocessing and the image size
+matter here, so changing training params downstream never reruns this stage.
+"""
+
+import numpy as np
+
+from stages.common.cli import run_stage
+from stages.common.images import load_prepared
+from stages.common.layout import BASE_MODEL, FEATURES_DIR
+from stages.common.models import feature_extractor, load_model, preprocessing_mode
+from stages.common.params import SPLITS, load_params
+
+
+def extract(extractor, images: np.ndarray, batch_size: int, out_path) -> None:
+    """Stream features batch by batch into a memory-mapped .npy file."""
+    shape = (len(images), *extractor.output_shape[1:])
+    features = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=shape)
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].astype(np.float32)
+        features[start : start + len(batch)] = extractor.predict_on_batch(batch)
+    features.flush()
+
+
+def main() -> None:
+    params = load_params()
+    base = load_model(BASE_MODEL)
+    extractor = feature_extractor(base, params.data.image_size, preprocessing_mode(params.base))
+    FEATURES_DIR.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        images, labels = load_prepared(split)
+        extract(extractor, images, params.extract_features.batch_size, FEATURES_DIR / f"{split}_features.npy")
+        np.save(FEATURES_DIR / f"{split}_labels.npy", labels)
+        print(f"extract_features: {split}: {len(images)} images -> features {extractor.output_shape[1:]}")
+
+
+if __name__ == "__main__":
+    run_stage(main, __file__)

@@ -1,0 +1,26 @@
+"""Stage `load_base`: get the pretrained convolutional base once and save it as models/base.keras.
+
+`base.name` is a keras.applications name (vgg16, resnet50, ...) with `base.weights`
+(imagenet, null for random weights, or a weights file), or the path of a .keras
+base. This is the only stage that may download weights; offline, it says how to
+provide them. The saved base takes any input size and has no head.
+"""
+
+from stages.common.cli import run_stage
+from stages.common.layout import BASE_MODEL
+from stages.common.models import build_base, check_layer
+from stages.common.params import fine_tune_from, load_params
+
+
+def main() -> None:
+    params = load_params()
+    base = build_base(params.base)
+    # Checked now so that a typo fails in seconds, not after hours of training.
+    check_layer(base, fine_tune_from(params.base))
+    BASE_MODEL.parent.mkdir(exist_ok=True)
+    base.save(BASE_MODEL)
+    print(f"load_base: {base.name}: {base.count_params():,} parameters, {len(base.layers)} layers -> {BASE_MODEL}")
+
+
+if __name__ == "__main__":
+    run_stage(main, __file__)

@@ -1,0 +1,111 @@
+"""Stage `prepare`: decode and resize every split image once into uint8 arrays.
+
+For each split it writes data/prepared/<split>_images.npy, (N, S, S, 3) uint8 with
+S = data.image_size, and <split>_labels.npy (0 = cat, 1 = dog); manifest.csv maps
+each array row back to its image. Every later stage reads these arrays, never the
+JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
+memory stays bounded by a batch, not by the data set.
+
+A corrupt or truncated image fails the stage with the list of bad files
+(data.on_bad_image: fail), or is left out and listed in data/prepared/skipped.csv (skip).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from stages.common.cli import StageError, run_stage
+from stages.common.images import BadImage, decode_image, prepared_paths
+from stages.common.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLIT_MANIFEST
+from stages.common.params import SPLITS, load_params
+from stages.common.raw_images import LABELS
+
+CHUNK = 16  # images per task sent to a worker process
+
+
+def read_split_manifest() -> dict[str, list[dict]]:
+    if not SPLIT_MANIFEST.is_file():
+        raise StageError(f"{SPLIT_MANIFEST} is missing: run `dvc repro split` first")
+    rows = {split: [] for split in SPLITS}
+    with open(SPLIT_MANIFEST, newline="") as manifest:
+        for row in csv.DictReader(manifest):
+            rows[row["split"]].append(row)
+    return rows
+
+
+def _decode_file(task: tuple[str, int]):
+    path, size = task
+    try:
+        with open(path, "rb") as file:
+            return decode_image(file.read(), size), None
+    except (OSError, BadImage) as err:
+        return None, str(err)
+
+
+def prepare_split(split: str, rows: list[dict], size: int, pool) -> tuple[list[dict], list[dict]]:
+    """Decode `rows` into the split's .npy files; return (kept rows, bad rows with their error)."""
+    images_path, labels_path = prepared_paths(split)
+    images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
+    kept, bad = [], []
+    tasks = [(str(SPLIT_DIR / row["path"]), size) for row in rows]
+    for row, (pixels, error) in zip(rows, pool.map(_decode_file, tasks, chunksize=CHUNK)):
+        if error is not None:
+            bad.append({**row, "error": error})
+            continue
+        images[len(kept)] = pixels
+        kept.append(row)
+    images.flush()
+    del images
+    if bad:  # shrink the file to the rows actually written
+        written = np.load(images_path, mmap_mode="r")[: len(kept)]
+        shrunk = np.lib.format.open_memmap(f"{images_path}.tmp", mode="w+", dtype=np.uint8, shape=written.shape)
+        shrunk[:] = written
+        shrunk.flush()
+        del shrunk, written
+        os.replace(f"{images_path}.tmp", images_path)
+    labels = np.array([LABELS.index(row["label"]) for row in kept], dtype=np.uint8)
+    np.save(labels_path, labels)
+    return kept, bad
+
+
+def main() -> None:
+    params = load_params()
+    size, on_bad = params.data.image_size, params.data.on_bad_image
+    rows = read_split_manifest()
+    PREPARED_DIR.mkdir(parents=True, exist_ok=True)
+    report, manifest, all_bad = {}, [], []
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        for split in SPLITS:
+            kept, bad = prepare_split(split, rows[split], size, pool)
+            manifest += [{**row, "row": i} for i, row in enumerate(kept)]
+            report[split] = {"images": len(kept), "skipped": len(bad)}
+            all_bad += bad
+    if all_bad and on_bad == "fail":
+        listing = "\n".join(f"  {SPLIT_DIR / row['path']}: {row['error']}" for row in all_bad)
+        raise StageError(
+            f"{len(all_bad)} images cannot be decoded:\n{listing}\n"
+            f"Replace or delete them in data.raw_dir, or set data.on_bad_image: skip to leave them out"
+        )
+    write_csv(PREPARED_DIR / "manifest.csv", ("split", "row", "label", "index", "path"), manifest)
+    write_csv(PREPARED_DIR / "skipped.csv", ("split", "label", "index", "path", "error"), all_bad)
+    METRICS_DIR.mkdir(exist_ok=True)
+    (METRICS_DIR / "prepare.json").write_text(json.dumps(report, indent=2) + "\n")
+    for row in all_bad:
+        print(f"prepare: warning: skipped {SPLIT_DIR / row['path']}: {row['error']}")
+    print(f"prepare: {len(manifest)} images at {size}x{size} into {PREPARED_DIR}/")
+
+
+def write_csv(path, columns, rows) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    run_stage(main, __file__)

@@ -1,0 +1,40 @@
+"""Stages `train_scratch` and `train_scratch_augmented`: the book's small convnet, no pretraining.
+
+`python -m stages.train_scratch` trains it plain (models/scratch.keras); with
+`--augmented` it adds the augmentation layers and dropout, reading the
+`train_scratch_augmented` params section (models/scratch_augmented.keras).
+"""
+
+import argparse
+
+from stages.common.cli import run_stage
+from stages.common.images import load_prepared
+from stages.common.layout import model_path
+from stages.common.models import augmentation, compile_binary, small_convnet
+from stages.common.params import load_params
+from stages.common.training import ArrayBatches, fit, set_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--augmented", action="store_true", help="train with augmentation and dropout")
+    augmented = parser.parse_args().augmented
+    stage, model_name = ("train_scratch_augmented", "scratch_augmented") if augmented else ("train_scratch", "scratch")
+    params = load_params()
+    settings = getattr(params, stage)
+    set_seed(params.seed)
+    augment = augmentation(params.augmentation, params.seed) if augmented else None
+    model = small_convnet(params.data.image_size, settings.dropout, augment)
+    compile_binary(model, settings.learning_rate)
+    fit(
+        model,
+        stage,
+        ArrayBatches(*load_prepared("train"), settings.batch_size, seed=params.seed),
+        ArrayBatches(*load_prepared("validation"), settings.batch_size),
+        settings.epochs,
+    )
+    model.save(model_path(model_name))
+
+
+if __name__ == "__main__":
+    run_stage(main, __file__)
