@@ -10,7 +10,7 @@ from stages.common.images import load_prepared
 from stages.common.layout import model_path
 from stages.common.models import compile_binary, load_model, nested_base, unfreeze_from
 from stages.common.params import fine_tune_from, load_params
-from stages.common.training import ArrayBatches, fit, set_seed
+from stages.common.training import array_batches, fit, set_seed
 
 STAGE = "fine_tune"
 
@@ -25,8 +25,8 @@ def main() -> None:
     fit(
         model,
         STAGE,
-        ArrayBatches(*load_prepared("train"), settings.batch_size, seed=params.seed),
-        ArrayBatches(*load_prepared("validation"), settings.batch_size),
+        array_batches(*load_prepared("train"), settings.batch_size, seed=params.seed),
+        array_batches(*load_prepared("validation"), settings.batch_size),
         settings.epochs,
     )
     model.save(model_path("fine_tuned"))

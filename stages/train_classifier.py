@@ -11,7 +11,7 @@ from stages.common.cli import run_stage
 from stages.common.layout import BASE_MODEL, FEATURES_DIR, model_path
 from stages.common.models import compile_binary, dense_classifier, load_model, preprocessing_mode, with_classifier
 from stages.common.params import load_params
-from stages.common.training import ArrayBatches, fit, set_seed
+from stages.common.training import array_batches, fit, set_seed
 
 STAGE = "train_classifier"
 
@@ -31,8 +31,8 @@ def main() -> None:
     fit(
         classifier,
         STAGE,
-        ArrayBatches(train_x, train_y, settings.batch_size, seed=params.seed),
-        ArrayBatches(val_x, val_y, settings.batch_size),
+        array_batches(train_x, train_y, settings.batch_size, seed=params.seed),
+        array_batches(val_x, val_y, settings.batch_size),
         settings.epochs,
     )
     model = with_classifier(

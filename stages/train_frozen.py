@@ -17,7 +17,7 @@ from stages.common.models import (
     with_classifier,
 )
 from stages.common.params import load_params
-from stages.common.training import ArrayBatches, fit, set_seed
+from stages.common.training import array_batches, fit, set_seed
 
 STAGE = "train_frozen"
 
@@ -44,8 +44,8 @@ def main() -> None:
     fit(
         model,
         STAGE,
-        ArrayBatches(*load_prepared("train"), settings.batch_size, seed=params.seed),
-        ArrayBatches(*load_prepared("validation"), settings.batch_size),
+        array_batches(*load_prepared("train"), settings.batch_size, seed=params.seed),
+        array_batches(*load_prepared("validation"), settings.batch_size),
         settings.epochs,
     )
     model.save(model_path("frozen_augmented"))

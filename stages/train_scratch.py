@@ -12,7 +12,7 @@ from stages.common.images import load_prepared
 from stages.common.layout import model_path
 from stages.common.models import augmentation, compile_binary, small_convnet
 from stages.common.params import load_params
-from stages.common.training import ArrayBatches, fit, set_seed
+from stages.common.training import array_batches, fit, set_seed
 
 
 def main() -> None:
@@ -29,8 +29,8 @@ def main() -> None:
     fit(
         model,
         stage,
-        ArrayBatches(*load_prepared("train"), settings.batch_size, seed=params.seed),
-        ArrayBatches(*load_prepared("validation"), settings.batch_size),
+        array_batches(*load_prepared("train"), settings.batch_size, seed=params.seed),
+        array_batches(*load_prepared("validation"), settings.batch_size),
         settings.epochs,
     )
     model.save(model_path(model_name))

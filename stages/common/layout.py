@@ -11,6 +11,16 @@ BASE_MODEL = MODELS_DIR / "base.keras"  # the convolutional base, weights loaded
 METRICS_DIR = Path("metrics")
 
 
+# Each model and the stage that trains it, in the book's order.
+MODEL_STAGES = {
+    "scratch": "train_scratch",
+    "scratch_augmented": "train_scratch_augmented",
+    "feature_extraction": "train_classifier",
+    "frozen_augmented": "train_frozen",
+    "fine_tuned": "fine_tune",
+}
+
+
 def model_path(name: str) -> Path:
     return MODELS_DIR / f"{name}.keras"
 

@@ -19,28 +19,27 @@ def set_seed(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-class ArrayBatches(keras.utils.PyDataset):
-    """(images, labels) batches from arrays or memory maps, reshuffled each epoch from `seed`.
+def array_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
+    """(pixels float32, labels float32) batches from arrays or memory maps.
 
-    Only one batch is in memory at a time, so a memory-mapped split of any size fits.
+    Only a batch at a time is read, so a memory-mapped split of any size fits in RAM;
+    with `seed`, the order is reshuffled every epoch, the same way on every run.
+    (tf.data with prefetch: keras.utils.PyDataset measured 2-4x slower per step here.)
     """
+    rng = np.random.default_rng(seed)
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None):
-        super().__init__()
-        self.images, self.labels, self.batch_size = images, labels, batch_size
-        self.rng = np.random.default_rng(seed) if seed is not None else None
-        self.order = self.rng.permutation(len(labels)) if self.rng else np.arange(len(labels))
+    def generate():  # tf.data calls this once per epoch
+        order = rng.permutation(len(labels)) if seed is not None else np.arange(len(labels))
+        for start in range(0, len(labels), batch_size):
+            rows = np.sort(order[start : start + batch_size])  # sorted rows read a memory map sequentially
+            yield images[rows].astype(np.float32), labels[rows].astype(np.float32)
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
-        return self.images[rows].astype(np.float32), self.labels[rows].astype(np.float32)
-
-    def on_epoch_end(self) -> None:
-        if self.rng is not None:
-            self.order = self.rng.permutation(len(self.labels))
+    signature = (
+        tf.TensorSpec((None, *images.shape[1:]), tf.float32),
+        tf.TensorSpec((None,), tf.float32),
+    )
+    batches = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return batches.apply(tf.data.experimental.assert_cardinality(math.ceil(len(labels) / batch_size))).prefetch(2)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -62,12 +61,12 @@ class EpochLog(keras.callbacks.Callback):
             self.best_weights = self.model.get_weights()
 
 
-def fit(model: keras.Model, stage: str, train: ArrayBatches, validation: ArrayBatches, epochs: int) -> dict:
+def fit(model: keras.Model, stage: str, train: tf.data.Dataset, validation: tf.data.Dataset, epochs: int) -> dict:
     """Train, keep the epoch with the lowest validation loss, and write metrics/<stage>/metrics.json."""
     live = Live(dir=str(stage_metrics_dir(stage)), save_dvc_exp=False, dvcyaml=None, report=None)
     log = EpochLog(live)
     started = time.perf_counter()
-    model.fit(train, validation_data=validation, epochs=epochs, callbacks=[log], verbose=2)
+    model.fit(train, validation_data=validation, epochs=epochs, callbacks=[log], shuffle=False, verbose=2)
     seconds = time.perf_counter() - started
     model.set_weights(log.best_weights)
     summary = {

@@ -1,0 +1,46 @@
+# make demo   install, then run the whole pipeline offline on generated images (~5 min on 2 cores)
+# make test   install with the test tools, then run the test suite (unit + end-to-end)
+# make unit   the fast tests only (no `dvc repro`)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+# The demo: tiny generated images, VGG16 with random weights (ImageNet's cannot be
+# downloaded offline), few epochs. Run as a DVC experiment in a temporary copy of the
+# repository, so the workspace and git stay untouched: see it with `dvc exp show`.
+DEMO_DATA := data/demo
+DEMO_EXP := demo
+DEMO_PARAMS := -S data.raw_dir=$(DEMO_DATA) -S data.image_size=64 \
+	-S 'data.split.train=[0,200]' -S 'data.split.validation=[200,250]' -S 'data.split.test=[250,300]' \
+	-S base.weights=null \
+	-S train_classifier.epochs=15 -S train_frozen.epochs=4 -S fine_tune.epochs=4 \
+	-S train_scratch.epochs=8 -S train_scratch_augmented.epochs=8
+
+.PHONY: install install-test demo test unit
+
+$(VENV)/installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/installed-test: $(VENV)/installed requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/installed
+install-test: $(VENV)/installed-test
+
+demo: install
+	python tools/make_demo_data.py $(DEMO_DATA) --per-class 300
+	-@dvc exp remove $(DEMO_EXP) >/dev/null 2>&1
+	dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) $(DEMO_PARAMS)
+	python tools/results_table.py --exp $(DEMO_EXP)
+
+test: install-test
+	python -m pytest
+
+unit: install-test
+	python -m pytest -m 'not e2e'
