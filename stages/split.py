@@ -35,20 +35,19 @@ def select(images: dict[tuple[str, int], RawImage], ranges: dict[str, tuple[int,
                 else:
                     selected.append((split, image))
     if missing:
-        available = {
-            label: sum(1 for (lab, _) in images if lab == label) for label in LABELS
-        }
-        highest = {label: max((i for (lab, i) in images if lab == label), default=None) for label in LABELS}
         shown = ", ".join(f"{name} (data.split.{split})" for split, name in missing[:SHOWN_MISSING])
         more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
-        have = "; ".join(
-            f"{available[label]} {label}s (highest index {highest[label]})" for label in LABELS
-        )
+        have = "; ".join(_describe_available(images, label) for label in LABELS)
         raise RawDataError(
             f"{len(missing)} images that data.split asks for are not in {raw_dir}: {shown}{more}. "
             f"It has {have}. Narrow data.split in params.yaml to what is there, or {GET_THE_DATA}"
         )
     return selected
+
+
+def _describe_available(images, label: str) -> str:
+    indices = [index for (lab, index) in images if lab == label]
+    return f"{len(indices)} {label}s (highest index {max(indices)})" if indices else f"no {label}s"
 
 
 def write_split(selected) -> dict[str, dict[str, int]]:

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from stages.common.layout import PREPARED_DIR
 
@@ -24,6 +24,8 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # decodes fully, so a truncated file fails here
             rgb = to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)
+    except UnidentifiedImageError:  # its message holds a memory address: keep outputs repeatable
+        raise BadImage("not an image format PIL can identify") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise BadImage(str(err) or type(err).__name__) from None
     return np.asarray(rgb, dtype=np.uint8)

@@ -9,6 +9,9 @@ FEATURES_DIR = Path("data/features")  # <split>_features.npy (float32), <split>_
 MODELS_DIR = Path("models")
 BASE_MODEL = MODELS_DIR / "base.keras"  # the convolutional base, weights loaded, no head
 METRICS_DIR = Path("metrics")
+EVALUATION_METRICS = METRICS_DIR / "evaluate.json"  # {model: {accuracy, loss, auc, precision, recall}}
+EVALUATION_DIR = METRICS_DIR / "evaluate"  # predictions/, roc/ per model; most_wrong.png, gradcam.png
+REPORT = METRICS_DIR / "report.md"
 
 
 # Each model and the stage that trains it, in the book's order.

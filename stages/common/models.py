@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from stages.common.cli import StageError
@@ -187,8 +188,17 @@ def compile_binary(model: keras.Model, learning_rate: float) -> None:
     )
 
 
+def predict_p_dog(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """P(dog) for each image, a batch at a time (images may be a memory map)."""
+    batches = [
+        model.predict_on_batch(images[start : start + batch_size].astype(np.float32))[:, 0]
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(batches) if batches else np.zeros(0, np.float32)
+
+
 def load_model(path: Path) -> keras.Model:
     """A model saved by a stage; safe mode, so loading runs no code from the file."""
     if not Path(path).is_file():
         raise StageError(f"{path} is missing: run `dvc repro` to build it")
-    return keras.models.load_model(path, safe_mode=True)
+    return keras.models.load_model(path, compile=False, safe_mode=True)

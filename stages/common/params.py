@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -116,6 +117,13 @@ class ScratchParams:
 
 
 @dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = _check(min=1)
+    gallery_size: int = _check(min=1, help="how many of the worst mistakes to show")
+    gradcam_per_class: int = _check(min=1, help="test images per class with a Grad-CAM heatmap")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = _check(min=0)
     lr: float = _check(min=0, help="the fine-tuning learning rate")
@@ -129,6 +137,7 @@ class Params:
     fine_tune: FineTuneParams
     train_scratch: ScratchParams
     train_scratch_augmented: ScratchParams
+    evaluate: EvaluateParams
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -194,11 +203,12 @@ def _convert(kind, value, key: str):
     if kind is float:
         # PyYAML reads `1e-05` (as `dvc exp run -S lr=1e-5` writes it) as a string.
         try:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
-            raise ParamsError(f"params.yaml: {key} must be a number; got {value!r}") from None
+            number = math.nan
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise ParamsError(f"params.yaml: {key} must be a number; got {value!r}")
+        return number
     if kind is str:
         if not isinstance(value, str) or not value:
             raise ParamsError(f"params.yaml: {key} must be a non-empty string; got {value!r}")

@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -101,7 +102,7 @@ class RawImages:
             if member.is_dir():
                 continue
             if IMAGE_NAME.match(name):
-                self._add(name, f"{source}:{member.filename}", lambda a=archive, m=member: a.read(m))
+                self._add(name, f"{source}:{member.filename}", lambda a=archive, m=member, s=source: _read_member(a, m, s))
             elif name == NESTED_ZIP:
                 # Random access into a compressed member is slow, so copy it out once.
                 scratch = self._resources.enter_context(tempfile.TemporaryDirectory(prefix="raw-zip-"))
@@ -109,6 +110,13 @@ class RawImages:
                 with archive.open(member) as src, open(inner, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 self._add_zip(inner, f"{source}:{member.filename}")
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, source: str) -> bytes:
+    try:
+        return archive.read(member)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise RawDataError(f"{source}: cannot read {member.filename} ({err}); download the archive again") from None
 
 
 def check_member_name(name: str, archive: str) -> None:

@@ -1,0 +1,118 @@
+"""Shared fixtures: a copy of this repository as a fresh git + DVC repo, on real shared images."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_IMAGES = ROOT.parent / "shared/datasets/dogs-vs-cats/train"
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "pipeline tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "pipeline tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+}
+
+# Small enough for CI on 2 cores, real enough to run every stage: 12/6/6 images
+# per class at 48x48, VGG16 with random weights, a couple of epochs each.
+TINY_PARAMS = {
+    ("data", "image_size"): 48,
+    ("data", "split", "train"): [0, 12],
+    ("data", "split", "validation"): [12, 18],
+    ("data", "split", "test"): [18, 24],
+    ("base", "weights"): None,
+    ("extract_features", "batch_size"): 8,
+    ("train_classifier", "epochs"): 2,
+    ("train_frozen", "epochs"): 2,
+    ("fine_tune", "epochs"): 2,
+    ("train_scratch", "epochs"): 1,
+    ("train_scratch_augmented", "epochs"): 1,
+    ("train_classifier", "batch_size"): 8,
+    ("train_frozen", "batch_size"): 8,
+    ("fine_tune", "batch_size"): 8,
+    ("train_scratch", "batch_size"): 8,
+    ("train_scratch_augmented", "batch_size"): 8,
+}
+RAW_IMAGES_PER_CLASS = 24
+
+
+def project_files() -> list[str]:
+    """What a clone would hold: tracked files plus new files git does not ignore."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split()
+    return [name for name in listed if (ROOT / name).is_file()]
+
+
+def set_params(repo: Path, changes: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for keys, value in changes.items():
+        section = params
+        for key in keys[:-1]:
+            section = section[key]
+        section[keys[-1]] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+class Repo:
+    """A temporary copy of the project with its own git history and DVC cache."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.env = {**os.environ, **GIT_IDENTITY, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env['PATH']}"
+
+    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(command, cwd=self.path, env=self.env, capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+
+    def repro(self, *args: str) -> list[str]:
+        """Run `dvc repro`; return the names of the stages that actually ran."""
+        output = self.dvc("repro", *args).stdout
+        return re.findall(r"Running stage '([^']+)'", output)
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message)
+
+
+def make_repo(path: Path, params: dict) -> Repo:
+    for name in project_files():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    raw = path / "data/raw"
+    raw.mkdir(parents=True)
+    for label in ("cat", "dog"):
+        for index in range(RAW_IMAGES_PER_CLASS):
+            shutil.copy2(SHARED_IMAGES / f"{label}.{index}.jpg", raw)
+    set_params(path, params)
+    repo = Repo(path)
+    repo.run("git", "init", "-q")
+    repo.commit("project copy for tests")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Repo:
+    """The project on 24 real images per class, reproduced once for the whole session."""
+    if not (SHARED_IMAGES / "cat.0.jpg").is_file():
+        pytest.skip(f"needs the shared Kaggle images at {SHARED_IMAGES}")
+    repo = make_repo(tmp_path_factory.mktemp("tiny_repo"), TINY_PARAMS)
+    repo.ran_first = repo.repro()
+    return repo

@@ -1,0 +1,162 @@
+"""Model structure against the book's numbers, base loading, preprocessing, saving."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from stages import train_frozen
+from stages.common import models
+from stages.common.cli import StageError
+from stages.common.params import KERAS_BASES, fine_tune_from, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_BASE = ROOT.parent / "shared/models/efficientnet_lite0_notop.keras"
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def vgg16(params):
+    return models.build_base(dataclasses.replace(params.base, weights=None))
+
+
+def with_base(params, **changes):
+    return dataclasses.replace(params, base=dataclasses.replace(params.base, **changes))
+
+
+def test_vgg16_base_has_the_books_parameter_count(vgg16):
+    assert vgg16.count_params() == 14_714_688
+    assert vgg16.compute_output_shape((None, 150, 150, 3)) == (None, 4, 4, 512)
+
+
+def test_dense_classifier_on_vgg16_features_has_the_books_parameter_count(params):
+    assert models.dense_classifier((4, 4, 512), params.head).count_params() == 2_097_665
+
+
+def test_small_convnet_has_the_books_parameter_count():
+    assert models.small_convnet(150, dropout=0.5).count_params() == 3_453_121
+    assert models.small_convnet(150, dropout=0.0).count_params() == 3_453_121
+
+
+def test_trainable_tensors_30_then_4_frozen_then_10_fine_tuned(params, vgg16):
+    base = keras.models.clone_model(vgg16)
+    classifier = models.dense_classifier((4, 4, 512), params.head)
+    unfrozen = models.with_classifier(base, classifier, 150, "vgg16")
+    assert len(unfrozen.trainable_weights) == 30
+    model = train_frozen.build(params, base)  # what stage train_frozen trains
+    assert len(model.trainable_weights) == 4
+    models.unfreeze_from(models.nested_base(model), "block5_conv1")  # what stage fine_tune trains
+    assert len(model.trainable_weights) == 10
+    trainable = [layer.name for layer in models.nested_base(model).layers if layer.trainable and layer.weights]
+    assert trainable == ["block5_conv1", "block5_conv2", "block5_conv3"]
+
+
+def test_unknown_fine_tune_layer_is_refused_with_its_name(vgg16):
+    with pytest.raises(StageError, match="block6_conv1.*not a layer"):
+        models.unfreeze_from(vgg16, "block6_conv1")
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_BASES))
+def test_every_known_base_builds_and_has_its_default_fine_tune_layer(params, name):
+    base_params = dataclasses.replace(params.base, name=name, weights=None, fine_tune_from=None)
+    base = models.build_base(base_params)
+    models.check_layer(base, fine_tune_from(base_params))
+    features = base(np.zeros((1, 64, 64, 3), np.float32))
+    assert features.shape[0] == 1 and features.shape[-1] > 0
+
+
+def test_imagenet_weights_offline_fail_with_instructions(params, monkeypatch):
+    def no_network(fname, origin=None, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", no_network)
+    monkeypatch.setattr("keras.src.applications.vgg16.file_utils.get_file", no_network, raising=False)
+    with pytest.raises(StageError) as info:
+        models.build_base(params.base)
+    message = str(info.value)
+    assert "vgg16" in message and "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert "~/.keras/models" in message and "base.weights" in message
+
+
+def test_weights_file_that_does_not_exist_is_refused(params):
+    with pytest.raises(StageError, match="base.weights 'missing.h5' is not a file"):
+        models.build_base(dataclasses.replace(params.base, weights="missing.h5"))
+
+
+def test_missing_keras_base_file_is_refused(params):
+    missing = dataclasses.replace(params.base, name="nowhere/base.keras", weights=None)
+    with pytest.raises(StageError, match="nowhere/base.keras' is not a file"):
+        models.build_base(missing)
+
+
+def test_weights_file_is_loaded_into_a_keras_application(params, vgg16, tmp_path):
+    weights = tmp_path / "vgg16.weights.h5"
+    vgg16.save_weights(weights)
+    loaded = models.build_base(dataclasses.replace(params.base, weights=str(weights)))
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), vgg16.get_weights()))
+
+
+@pytest.mark.skipif(not SHARED_BASE.is_file(), reason="needs ../shared/models/efficientnet_lite0_notop.keras")
+def test_a_keras_base_file_is_accepted_and_fine_tuned_from_block12(params):
+    base_params = dataclasses.replace(
+        params.base, name=str(SHARED_BASE), weights=None, fine_tune_from="block12_expand_conv"
+    )
+    base = models.build_base(base_params)
+    assert base.count_params() == 3_413_024
+    assert models.preprocessing_mode(base_params) == "none"  # it normalises its own input
+    assert base.compute_output_shape((None, 150, 150, 3)) == (None, 5, 5, 1280)
+    models.unfreeze_from(base, "block12_expand_conv")
+    names = [layer.name for layer in base.layers]
+    first = names.index("block12_expand_conv")
+    assert not any(layer.trainable for layer in base.layers[:first])
+    assert all(layer.trainable for layer in base.layers[first:])
+
+
+def test_vgg16_preprocessing_layer_matches_keras_preprocess_input():
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    expected = keras.applications.vgg16.preprocess_input(pixels.copy())
+    np.testing.assert_allclose(models.BasePreprocessing("vgg16")(pixels), expected, rtol=1e-6)
+    np.testing.assert_allclose(models.BasePreprocessing("rescale")(pixels), pixels / 255, rtol=1e-6)
+    np.testing.assert_array_equal(models.BasePreprocessing("none")(pixels), pixels)
+
+
+@pytest.mark.parametrize(
+    "preprocessing, name, mode",
+    [("native", "vgg16", "vgg16"), ("native", "resnet50", "resnet50"), ("rescale", "vgg16", "rescale")],
+)
+def test_preprocessing_mode_follows_params(params, preprocessing, name, mode):
+    assert models.preprocessing_mode(dataclasses.replace(params.base, name=name, preprocessing=preprocessing)) == mode
+
+
+def test_augmentation_has_the_books_transforms_and_is_off_at_inference(params):
+    augment = models.augmentation(params.augmentation, seed=1)
+    kinds = [type(layer).__name__ for layer in augment.layers]
+    assert kinds == ["RandomRotation", "RandomTranslation", "SymmetricShear", "RandomZoom", "RandomFlip"]
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype(np.float32)
+    np.testing.assert_array_equal(augment(pixels, training=False), pixels)
+    assert not np.allclose(augment(pixels, training=True), pixels)
+
+
+def test_saved_model_takes_raw_pixels_and_loads_in_safe_mode(params, tmp_path):
+    base = models.build_base(dataclasses.replace(params.base, weights=None))
+    model = train_frozen.build(dataclasses.replace(params, data=dataclasses.replace(params.data, image_size=48)), base)
+    models.compile_binary(model, 1e-4)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = models.load_model(path)  # safe_mode=True: custom layers must be registered, no lambdas
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0), rtol=1e-5)
+    assert loaded.predict(pixels, verbose=0).shape == (3, 1)
+
+
+def test_loading_a_missing_model_says_how_to_build_it(tmp_path):
+    with pytest.raises(StageError, match="dvc repro"):
+        models.load_model(tmp_path / "fine_tuned.keras")
