@@ -6,11 +6,10 @@ later layer become trainable: for VGG16's default `block5_conv1`, 10 weight tens
 """
 
 from stages.common.cli import run_stage
-from stages.common.images import load_prepared
 from stages.common.layout import model_path
 from stages.common.models import compile_binary, load_model, nested_base, unfreeze_from
 from stages.common.params import fine_tune_from, load_params
-from stages.common.training import array_batches, fit, set_seed
+from stages.common.training import fit, prepared_batches, set_seed
 
 STAGE = "fine_tune"
 
@@ -22,13 +21,7 @@ def main() -> None:
     model = load_model(model_path("frozen_augmented"))
     unfreeze_from(nested_base(model), fine_tune_from(params.base))
     compile_binary(model, params.lr)  # recompile: trainability changes take effect only then
-    fit(
-        model,
-        STAGE,
-        array_batches(*load_prepared("train"), settings.batch_size, seed=params.seed),
-        array_batches(*load_prepared("validation"), settings.batch_size),
-        settings.epochs,
-    )
+    fit(model, STAGE, *prepared_batches(settings.batch_size, params.seed), settings.epochs)
     model.save(model_path("fine_tuned"))
 
 

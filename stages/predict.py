@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.model) if args.model.endswith(".keras") else model_path(args.model)
     if not args.model.endswith(".keras") and args.model not in MODEL_STAGES:
         parser.error(f"--model {args.model!r}: use one of {', '.join(MODEL_STAGES)} or a .keras file")
+    if args.model.endswith(".keras") and not path.is_file():
+        sys.exit(f"predict: error: --model {path} is not a file")
     try:
         model = load_model(path)
     except StageError as err:
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if writer:
         writer.writerow(("path", "label", "p_dog"))
     for file, p in zip(readable, p_dog):
-        row = (str(file), LABELS[int(p >= 0.5)], f"{p:.4f}")
+        shown = round(float(p), 4)  # the label agrees with the printed probability
+        row = (str(file), LABELS[int(shown >= 0.5)], f"{shown:.4f}")
         writer.writerow(row) if writer else print(", ".join(row))
     return 1 if failures else 0
 

@@ -5,7 +5,6 @@ Only the head learns: for VGG16, 4 trainable weight tensors out of 30.
 """
 
 from stages.common.cli import run_stage
-from stages.common.images import load_prepared
 from stages.common.layout import BASE_MODEL, model_path
 from stages.common.models import (
     augmentation,
@@ -17,7 +16,7 @@ from stages.common.models import (
     with_classifier,
 )
 from stages.common.params import load_params
-from stages.common.training import array_batches, fit, set_seed
+from stages.common.training import fit, prepared_batches, set_seed
 
 STAGE = "train_frozen"
 
@@ -41,13 +40,7 @@ def main() -> None:
     set_seed(params.seed)
     model = build(params, load_model(BASE_MODEL))
     compile_binary(model, settings.learning_rate)
-    fit(
-        model,
-        STAGE,
-        array_batches(*load_prepared("train"), settings.batch_size, seed=params.seed),
-        array_batches(*load_prepared("validation"), settings.batch_size),
-        settings.epochs,
-    )
+    fit(model, STAGE, *prepared_batches(settings.batch_size, params.seed), settings.epochs)
     model.save(model_path("frozen_augmented"))
 
 

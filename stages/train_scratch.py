@@ -8,11 +8,10 @@
 import argparse
 
 from stages.common.cli import run_stage
-from stages.common.images import load_prepared
 from stages.common.layout import model_path
 from stages.common.models import augmentation, compile_binary, small_convnet
 from stages.common.params import load_params
-from stages.common.training import array_batches, fit, set_seed
+from stages.common.training import fit, prepared_batches, set_seed
 
 
 def main() -> None:
@@ -26,13 +25,7 @@ def main() -> None:
     augment = augmentation(params.augmentation, params.seed) if augmented else None
     model = small_convnet(params.data.image_size, settings.dropout, augment)
     compile_binary(model, settings.learning_rate)
-    fit(
-        model,
-        stage,
-        array_batches(*load_prepared("train"), settings.batch_size, seed=params.seed),
-        array_batches(*load_prepared("validation"), settings.batch_size),
-        settings.epochs,
-    )
+    fit(model, stage, *prepared_batches(settings.batch_size, params.seed), settings.epochs)
     model.save(model_path(model_name))
 
 

@@ -26,6 +26,8 @@ def binary_metrics(labels: np.ndarray, p_dog: np.ndarray, threshold: float = 0.5
 def roc_curve(labels: np.ndarray, p_dog: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate, threshold), from (0, 0) to (1, 1)."""
     labels = np.asarray(labels, dtype=np.int64)
+    if not len(labels):
+        raise ValueError("roc_curve needs at least one prediction")
     order = np.argsort(-np.asarray(p_dog, dtype=np.float64), kind="stable")
     scores, sorted_labels = np.asarray(p_dog)[order], labels[order]
     last_of_each_score = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # ties move together

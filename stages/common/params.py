@@ -84,6 +84,7 @@ class AugmentationParams:
 
 @dataclass(frozen=True)
 class HeadParams:
+    pooling: Literal["flatten", "average"]
     dense_units: int = _check(min=1)
     dropout: float = _check(min=0, max=0.99)
 
@@ -109,10 +110,7 @@ class FineTuneParams:
 
 
 @dataclass(frozen=True)
-class ScratchParams:
-    epochs: int = _check(min=1)
-    batch_size: int = _check(min=1)
-    learning_rate: float = _check(min=0)
+class ScratchParams(TrainingParams):
     dropout: float = _check(min=0, max=0.99)
 
 

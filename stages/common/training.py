@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from dvclive import Live
 
+from stages.common.images import load_prepared
 from stages.common.layout import stage_metrics_dir
 
 
@@ -40,6 +41,13 @@ def array_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     )
     batches = tf.data.Dataset.from_generator(generate, output_signature=signature)
     return batches.apply(tf.data.experimental.assert_cardinality(math.ceil(len(labels) / batch_size))).prefetch(2)
+
+
+def prepared_batches(batch_size: int, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """(train batches shuffled from `seed`, validation batches) from the prepared image arrays."""
+    train = array_batches(*load_prepared("train"), batch_size, seed=seed)
+    validation = array_batches(*load_prepared("validation"), batch_size)
+    return train, validation
 
 
 class EpochLog(keras.callbacks.Callback):
