@@ -41,6 +41,12 @@ def test_dense_classifier_on_vgg16_features_has_the_books_parameter_count(params
     assert models.dense_classifier((4, 4, 512), params.head).count_params() == 2_097_665
 
 
+def test_average_pooling_head_is_small_on_a_large_feature_map(params):
+    pooled = dataclasses.replace(params.head, pooling="average")
+    assert models.dense_classifier((5, 5, 1280), pooled).count_params() == 1280 * 256 + 256 + 257
+    assert models.dense_classifier((5, 5, 1280), params.head).count_params() == 32000 * 256 + 256 + 257
+
+
 def test_small_convnet_has_the_books_parameter_count():
     assert models.small_convnet(150, dropout=0.5).count_params() == 3_453_121
     assert models.small_convnet(150, dropout=0.0).count_params() == 3_453_121

@@ -26,7 +26,7 @@ def tiny_base() -> keras.Model:
 def tiny_transfer_model() -> keras.Model:
     base = tiny_base()
     features_shape = base.compute_output_shape((None, IMAGE_SIZE, IMAGE_SIZE, 3))[1:]  # as train_frozen.build
-    classifier = models.dense_classifier(features_shape, HeadParams(dense_units=4, dropout=0.0))
+    classifier = models.dense_classifier(features_shape, HeadParams(pooling="flatten", dense_units=4, dropout=0.0))
     return models.with_classifier(base, classifier, image_size=IMAGE_SIZE, mode="rescale")
 
 

@@ -30,7 +30,7 @@ def tiny_transfer_model() -> keras.Model:
     x = keras.layers.Conv2D(8, 3, activation="relu")(x)
     base = keras.Model(pixels, x, name="tiny_base")
     features_shape = base.compute_output_shape((None, IMAGE_SIZE, IMAGE_SIZE, 3))[1:]
-    classifier = models.dense_classifier(features_shape, HeadParams(dense_units=4, dropout=0.0))
+    classifier = models.dense_classifier(features_shape, HeadParams(pooling="flatten", dense_units=4, dropout=0.0))
     return models.with_classifier(base, classifier, image_size=IMAGE_SIZE, mode="rescale")
 
 
