@@ -65,6 +65,26 @@ def test_trainable_tensors_30_then_4_frozen_then_10_fine_tuned(params, vgg16):
     assert trainable == ["block5_conv1", "block5_conv2", "block5_conv3"]
 
 
+def test_fine_tuning_keeps_batchnorm_in_inference_mode(params):
+    """Regression: Keras 3's fit overrides base(x, training=False) (keras-team/keras#20285)."""
+    pixels = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, name="early_conv")(pixels)
+    x = keras.layers.BatchNormalization(name="early_bn")(x)
+    x = keras.layers.Conv2D(4, 3, name="top_conv")(x)
+    x = keras.layers.BatchNormalization(name="top_bn")(x)
+    base = keras.Model(pixels, x, name="tiny_base")
+    model = models.with_classifier(base, models.dense_classifier((12, 12, 4), params.head), 16, "rescale")
+    models.unfreeze_from(models.nested_base(model), "top_conv")
+    models.compile_binary(model, 1e-2)
+    before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in base.layers if layer.weights}
+    rng = np.random.default_rng(0)
+    model.fit(rng.uniform(0, 255, (8, 16, 16, 3)), rng.integers(0, 2, 8).astype("float32"), epochs=2, verbose=0)
+    after = {layer.name: layer.get_weights() for layer in base.layers if layer.weights}
+    assert all(np.array_equal(a, b) for a, b in zip(before["top_bn"], after["top_bn"]))  # moving stats too
+    assert all(np.array_equal(a, b) for a, b in zip(before["early_conv"], after["early_conv"]))
+    assert not np.array_equal(before["top_conv"][0], after["top_conv"][0])
+
+
 def test_unknown_fine_tune_layer_is_refused_with_its_name(vgg16):
     with pytest.raises(StageError, match="block6_conv1.*not a layer"):
         models.unfreeze_from(vgg16, "block6_conv1")
@@ -103,6 +123,13 @@ def test_missing_keras_base_file_is_refused(params):
         models.build_base(missing)
 
 
+def test_a_keras_base_file_that_is_not_a_model_is_refused(params, tmp_path):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(StageError, match="broken.keras' is not a loadable Keras model"):
+        models.build_base(dataclasses.replace(params.base, name=str(broken), weights=None))
+
+
 def test_weights_file_is_loaded_into_a_keras_application(params, vgg16, tmp_path):
     weights = tmp_path / "vgg16.weights.h5"
     vgg16.save_weights(weights)
@@ -123,7 +150,9 @@ def test_a_keras_base_file_is_accepted_and_fine_tuned_from_block12(params):
     names = [layer.name for layer in base.layers]
     first = names.index("block12_expand_conv")
     assert not any(layer.trainable for layer in base.layers[:first])
-    assert all(layer.trainable for layer in base.layers[first:])
+    top = base.layers[first:]
+    assert all(layer.trainable for layer in top if not isinstance(layer, keras.layers.BatchNormalization))
+    assert not any(layer.trainable for layer in top if isinstance(layer, keras.layers.BatchNormalization))
 
 
 def test_vgg16_preprocessing_layer_matches_keras_preprocess_input():

@@ -66,7 +66,10 @@ def build_base(base: BaseParams) -> keras.Model:
     if base.is_file:
         if not Path(base.name).is_file():
             raise StageError(f"base.name {base.name!r} is not a file; give an existing .keras base or a keras.applications name")
-        model = keras.models.load_model(base.name, compile=False)  # safe_mode: no code from the file runs
+        try:
+            model = keras.models.load_model(base.name, compile=False)  # safe_mode: no code from the file runs
+        except (ValueError, TypeError, OSError) as err:
+            raise StageError(f"base.name {base.name!r} is not a loadable Keras model: {err}") from None
         if base.weights:
             model.load_weights(base.weights)
         return model
@@ -78,8 +81,8 @@ def build_base(base: BaseParams) -> keras.Model:
             raise
         raise StageError(
             f"could not get the ImageNet weights of {base.name} ({err}). Offline: on a machine with internet, "
-            f"download the .h5 file at the URL above, then copy it into ~/.keras/models/ here (Keras looks "
-            f"there before downloading) or set base.weights to its path"
+            f"download the .h5 file at the URL in that message, then copy it into ~/.keras/models/ here "
+            f"(Keras looks there before downloading) or set base.weights to its path"
         ) from None
 
 
@@ -88,7 +91,7 @@ def check_layer(base: keras.Model, layer_name: str) -> None:
     if layer_name not in names:
         raise StageError(
             f"base.fine_tune_from {layer_name!r} is not a layer of the base {base.name!r}; its last layers are "
-            f"{', '.join(names[-8:])} (all {len(names)} names: print base.layers), or use null for the default"
+            f"{', '.join(names[-8:])} ({len(names)} layers in all), or use null for the base's default"
         )
 
 
@@ -106,13 +109,18 @@ def freeze(base: keras.Model) -> None:
 
 
 def unfreeze_from(base: keras.Model, layer_name: str) -> None:
-    """Make `layer_name` and every layer after it trainable; the earlier ones stay frozen."""
+    """Make `layer_name` and every layer after it trainable; the earlier ones stay frozen.
+
+    BatchNormalization layers stay frozen: in Keras 3, `fit` passes training=True down
+    through `base(x, training=False)` (keras-team/keras#20285), and only a frozen
+    BatchNormalization layer keeps its inference-mode statistics.
+    """
     check_layer(base, layer_name)
     base.trainable = True
-    trainable = False
+    reached = False
     for layer in base.layers:
-        trainable = trainable or layer.name == layer_name
-        layer.trainable = trainable
+        reached = reached or layer.name == layer_name
+        layer.trainable = reached and not isinstance(layer, layers.BatchNormalization)
 
 
 def augmentation(params: AugmentationParams, seed: int) -> keras.Sequential:
@@ -159,8 +167,9 @@ def feature_extractor(base: keras.Model, image_size: int, mode: str) -> keras.Mo
 def with_classifier(base, classifier, image_size, mode, augment: keras.Sequential | None = None) -> keras.Model:
     """Pixels -> [augmentation] -> preprocessing -> base -> classifier, as one model.
 
-    The base runs with training=False, so its BatchNorm layers stay in inference
-    mode even when fine-tuning unfreezes them (as the Keras transfer-learning guide advises).
+    The base is called with training=False as the Keras transfer-learning guide does;
+    in Keras 3 that alone does not hold during `fit`, hence `unfreeze_from` keeps
+    BatchNormalization layers frozen.
     """
     pixels = pixels_input(image_size)
     x = augment(pixels) if augment is not None else pixels
