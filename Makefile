@@ -14,10 +14,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 DEMO_DATA := data/demo
 DEMO_EXP := demo
 DEMO_PARAMS := -S data.raw_dir=$(DEMO_DATA) -S data.image_size=64 \
-	-S 'data.split.train=[0,200]' -S 'data.split.validation=[200,250]' -S 'data.split.test=[250,300]' \
+	-S 'data.split.train=[0,150]' -S 'data.split.validation=[150,200]' -S 'data.split.test=[200,250]' \
 	-S base.weights=null \
-	-S train_classifier.epochs=15 -S train_frozen.epochs=4 -S fine_tune.epochs=4 \
-	-S train_scratch.epochs=8 -S train_scratch_augmented.epochs=8
+	-S train_classifier.epochs=15 -S train_frozen.epochs=3 -S train_frozen.learning_rate=1e-4 -S fine_tune.epochs=3 \
+	-S train_scratch.epochs=6 -S train_scratch_augmented.epochs=6
 
 .PHONY: install install-test demo test unit
 
@@ -34,7 +34,7 @@ install: $(VENV)/installed
 install-test: $(VENV)/installed-test
 
 demo: install
-	python tools/make_demo_data.py $(DEMO_DATA) --per-class 300
+	python tools/make_demo_data.py $(DEMO_DATA) --per-class 250
 	-@dvc exp remove $(DEMO_EXP) >/dev/null 2>&1
 	dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) $(DEMO_PARAMS)
 	python tools/results_table.py --exp $(DEMO_EXP)
