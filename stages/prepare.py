@@ -91,11 +91,11 @@ def main() -> None:
             f"{len(all_bad)} images cannot be decoded:\n{listing}\n"
             f"Replace or delete them in data.raw_dir, or set data.on_bad_image: skip to leave them out"
         )
+    write_csv(PREPARED_DIR / "skipped.csv", ("split", "label", "index", "path", "error"), all_bad)
     empty = [split for split in SPLITS if report[split]["images"] == 0]
     if empty:
-        raise StageError(f"no decodable image left in split(s) {', '.join(empty)}; see data/prepared/skipped.csv")
+        raise StageError(f"no decodable image left in split(s) {', '.join(empty)}; see {PREPARED_DIR}/skipped.csv")
     write_csv(PREPARED_DIR / "manifest.csv", ("split", "row", "label", "index", "path"), manifest)
-    write_csv(PREPARED_DIR / "skipped.csv", ("split", "label", "index", "path", "error"), all_bad)
     METRICS_DIR.mkdir(exist_ok=True)
     (METRICS_DIR / "prepare.json").write_text(json.dumps(report, indent=2) + "\n")
     for row in all_bad:

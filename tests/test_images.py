@@ -296,3 +296,11 @@ def test_prepare_without_a_split(tmp_path, monkeypatch):
 def test_load_prepared_without_arrays(tmp_path):
     with pytest.raises(FileNotFoundError, match="dvc repro prepare"):
         load_prepared("train", tmp_path)
+
+
+def test_prepare_refuses_a_split_left_empty_by_skipping(tmp_path, monkeypatch):
+    broken = {f"{label}.{i}.jpg": b"\x00not a jpeg" for label in LABELS for i in (6, 7)}  # the whole test split
+    work = setup_project(tmp_path, monkeypatch, on_bad_image="skip", corrupt=broken)
+    with pytest.raises(StageError, match=r"no decodable image left in split\(s\) test; see data/prepared/skipped.csv"):
+        prepare.main()
+    assert len(read_csv(work / "data" / "prepared" / "skipped.csv")) == 4
