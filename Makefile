@@ -1,4 +1,4 @@
-# make demo   install, then run the whole pipeline offline on generated images (~5 min on 2 cores)
+# make demo   install, then run the whole pipeline offline on generated images (~8 min on 2 cores, install included)
 # make test   install with the test tools, then run the test suite (unit + end-to-end)
 # make unit   the fast tests only (no `dvc repro`)
 

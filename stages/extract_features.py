@@ -10,7 +10,7 @@ import numpy as np
 from stages.common.cli import run_stage
 from stages.common.images import load_prepared
 from stages.common.layout import BASE_MODEL, FEATURES_DIR
-from stages.common.models import feature_extractor, load_model, preprocessing_mode
+from stages.common.models import feature_extractor, load_model, predict_batches, preprocessing_mode
 from stages.common.params import SPLITS, load_params
 
 
@@ -18,9 +18,8 @@ def extract(extractor, images: np.ndarray, batch_size: int, out_path) -> None:
     """Stream features batch by batch into a memory-mapped .npy file."""
     shape = (len(images), *extractor.output_shape[1:])
     features = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=shape)
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].astype(np.float32)
-        features[start : start + len(batch)] = extractor.predict_on_batch(batch)
+    for start, output in predict_batches(extractor, images, batch_size):
+        features[start : start + len(output)] = output
     features.flush()
 
 

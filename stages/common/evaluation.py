@@ -11,15 +11,14 @@ def binary_metrics(labels: np.ndarray, p_dog: np.ndarray, threshold: float = 0.5
     """accuracy, loss (binary cross-entropy), auc, precision, recall; dog (1) is the positive class."""
     labels = np.asarray(labels, dtype=np.int64)
     p_dog = np.asarray(p_dog, dtype=np.float64)
-    predicted = (p_dog >= threshold).astype(np.int64)
-    true_pos = int(np.sum((predicted == 1) & (labels == 1)))
+    (true_neg, false_pos), (false_neg, true_pos) = confusion(labels, p_dog, threshold).tolist()
     clipped = np.clip(p_dog, EPSILON, 1 - EPSILON)
     return {
-        "accuracy": float(np.mean(predicted == labels)),
+        "accuracy": (true_pos + true_neg) / len(labels),
         "loss": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
         "auc": roc_auc(labels, p_dog),
-        "precision": true_pos / max(int(np.sum(predicted == 1)), 1),
-        "recall": true_pos / max(int(np.sum(labels == 1)), 1),
+        "precision": true_pos / max(true_pos + false_pos, 1),
+        "recall": true_pos / max(true_pos + false_neg, 1),
     }
 
 

@@ -201,12 +201,15 @@ def compile_binary(model: keras.Model, learning_rate: float) -> None:
     )
 
 
+def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
+    """(start row, model output) for each batch of images; only a batch is read at a time (memory maps)."""
+    for start in range(0, len(images), batch_size):
+        yield start, model.predict_on_batch(images[start : start + batch_size].astype(np.float32))
+
+
 def predict_p_dog(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """P(dog) for each image, a batch at a time (images may be a memory map)."""
-    batches = [
-        model.predict_on_batch(images[start : start + batch_size].astype(np.float32))[:, 0]
-        for start in range(0, len(images), batch_size)
-    ]
+    """P(dog) for each image."""
+    batches = [output[:, 0] for _, output in predict_batches(model, images, batch_size)]
     return np.concatenate(batches) if batches else np.zeros(0, np.float32)
 
 

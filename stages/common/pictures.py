@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from stages.common.models import nested_base  # noqa: E402
+from stages.common.models import BasePreprocessing, nested_base  # noqa: E402
 from stages.common.raw_images import LABELS  # noqa: E402
 
 COLUMNS = 4
@@ -47,7 +47,7 @@ def grad_cam(model: keras.Model, pixels: np.ndarray) -> tuple[np.ndarray, np.nda
     output, averaged per channel, weights the channels of that output.
     """
     base = nested_base(model)
-    preprocess = next(layer for layer in model.layers if type(layer).__name__ == "BasePreprocessing")
+    preprocess = next(layer for layer in model.layers if isinstance(layer, BasePreprocessing))
     classifier = model.get_layer("classifier")
     inputs = tf.convert_to_tensor(pixels, dtype=tf.float32)
     with tf.GradientTape() as tape:
