@@ -7,9 +7,9 @@ later layer become trainable: for VGG16's default `block5_conv1`, 10 weight tens
 
 from stages.common.cli import run_stage
 from stages.common.layout import model_path
-from stages.common.models import compile_binary, load_model, nested_base, unfreeze_from
+from stages.common.models import compile_binary, load_model, nested_base, save_model, unfreeze_from
 from stages.common.params import fine_tune_from, load_params
-from stages.common.training import fit, prepared_batches, set_seed
+from stages.common.training import fit, model_scope, prepared_splits
 
 STAGE = "fine_tune"
 
@@ -17,12 +17,16 @@ STAGE = "fine_tune"
 def main() -> None:
     params = load_params()
     settings = params.fine_tune
-    set_seed(params.seed)
-    model = load_model(model_path("frozen_augmented"))
-    unfreeze_from(nested_base(model), fine_tune_from(params.base))
-    compile_binary(model, params.lr)  # recompile: trainability changes take effect only then
-    fit(model, STAGE, *prepared_batches(settings.batch_size, params.seed), settings.epochs)
-    model.save(model_path("fine_tuned"))
+    with model_scope(params.training, params.seed):
+        model = load_model(model_path("frozen_augmented"))
+        unfreeze_from(nested_base(model), fine_tune_from(params.base))
+        # recompile: trainability changes take effect only then
+        compile_binary(model, params.lr, params.training.jit_compile)
+    fit(
+        model, STAGE, *prepared_splits(),
+        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+    )
+    save_model(model, model_path("fine_tuned"))
 
 
 if __name__ == "__main__":

@@ -8,17 +8,17 @@ provide them. The saved base takes any input size and has no head.
 
 from stages.common.cli import run_stage
 from stages.common.layout import BASE_MODEL
-from stages.common.models import build_base, check_layer
+from stages.common.models import build_base, check_layer, save_model, set_seed
 from stages.common.params import fine_tune_from, load_params
 
 
 def main() -> None:
     params = load_params()
+    set_seed(params.seed)  # base.weights: null draws random weights: the same ones on every run
     base = build_base(params.base)
     # Checked now so that a typo fails in seconds, not after hours of training.
     check_layer(base, fine_tune_from(params.base))
-    BASE_MODEL.parent.mkdir(exist_ok=True)
-    base.save(BASE_MODEL)
+    save_model(base, BASE_MODEL)
     print(f"load_base: {base.name}: {base.count_params():,} parameters, {len(base.layers)} layers -> {BASE_MODEL}")
 
 

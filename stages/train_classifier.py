@@ -9,9 +9,16 @@ import numpy as np
 
 from stages.common.cli import run_stage
 from stages.common.layout import BASE_MODEL, FEATURES_DIR, model_path
-from stages.common.models import compile_binary, dense_classifier, load_model, preprocessing_mode, with_classifier
+from stages.common.models import (
+    compile_binary,
+    dense_classifier,
+    load_model,
+    preprocessing_mode,
+    save_model,
+    with_classifier,
+)
 from stages.common.params import load_params
-from stages.common.training import array_batches, fit, set_seed
+from stages.common.training import fit, model_scope
 
 STAGE = "train_classifier"
 
@@ -23,23 +30,18 @@ def load_features(split: str):
 def main() -> None:
     params = load_params()
     settings = params.train_classifier
-    set_seed(params.seed)
-    train_x, train_y = load_features("train")
-    val_x, val_y = load_features("validation")
-    classifier = dense_classifier(train_x.shape[1:], params.head)
-    compile_binary(classifier, settings.learning_rate)
+    train, validation = load_features("train"), load_features("validation")
+    with model_scope(params.training, params.seed):
+        classifier = dense_classifier(train[0].shape[1:], params.head)
+        compile_binary(classifier, settings.learning_rate, params.training.jit_compile)
     fit(
-        classifier,
-        STAGE,
-        array_batches(train_x, train_y, settings.batch_size, seed=params.seed),
-        array_batches(val_x, val_y, settings.batch_size),
-        settings.epochs,
+        classifier, STAGE, train, validation,
+        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
     )
     model = with_classifier(
         load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base)
     )
-    compile_binary(model, settings.learning_rate)
-    model.save(model_path("feature_extraction"))
+    save_model(model, model_path("feature_extraction"))
 
 
 if __name__ == "__main__":

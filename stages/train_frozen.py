@@ -13,10 +13,11 @@ from stages.common.models import (
     freeze,
     load_model,
     preprocessing_mode,
+    save_model,
     with_classifier,
 )
 from stages.common.params import load_params
-from stages.common.training import fit, prepared_batches, set_seed
+from stages.common.training import fit, model_scope, prepared_splits
 
 STAGE = "train_frozen"
 
@@ -37,11 +38,14 @@ def build(params, base):
 def main() -> None:
     params = load_params()
     settings = params.train_frozen
-    set_seed(params.seed)
-    model = build(params, load_model(BASE_MODEL))
-    compile_binary(model, settings.learning_rate)
-    fit(model, STAGE, *prepared_batches(settings.batch_size, params.seed), settings.epochs)
-    model.save(model_path("frozen_augmented"))
+    with model_scope(params.training, params.seed):
+        model = build(params, load_model(BASE_MODEL))
+        compile_binary(model, settings.learning_rate, params.training.jit_compile)
+    fit(
+        model, STAGE, *prepared_splits(),
+        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+    )
+    save_model(model, model_path("frozen_augmented"))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import argparse
 
 from stages.common.cli import run_stage
 from stages.common.layout import model_path
-from stages.common.models import augmentation, compile_binary, small_convnet
+from stages.common.models import augmentation, compile_binary, save_model, small_convnet
 from stages.common.params import load_params
-from stages.common.training import fit, prepared_batches, set_seed
+from stages.common.training import fit, model_scope, prepared_splits
 
 
 def main() -> None:
@@ -21,12 +21,15 @@ def main() -> None:
     stage, model_name = ("train_scratch_augmented", "scratch_augmented") if augmented else ("train_scratch", "scratch")
     params = load_params()
     settings = getattr(params, stage)
-    set_seed(params.seed)
-    augment = augmentation(params.augmentation, params.seed) if augmented else None
-    model = small_convnet(params.data.image_size, settings.dropout, augment)
-    compile_binary(model, settings.learning_rate)
-    fit(model, stage, *prepared_batches(settings.batch_size, params.seed), settings.epochs)
-    model.save(model_path(model_name))
+    with model_scope(params.training, params.seed):
+        augment = augmentation(params.augmentation, params.seed) if augmented else None
+        model = small_convnet(params.data.image_size, settings.dropout, augment)
+        compile_binary(model, settings.learning_rate, params.training.jit_compile)
+    fit(
+        model, stage, *prepared_splits(),
+        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+    )
+    save_model(model, model_path(model_name))
 
 
 if __name__ == "__main__":

@@ -83,12 +83,29 @@ class Repo:
 
     def repro(self, *args: str) -> list[str]:
         """Run `dvc repro`; return the names of the stages that actually ran."""
-        output = self.dvc("repro", *args).stdout
-        return re.findall(r"Running stage '([^']+)'", output)
+        return stages_run(self.dvc("repro", *args).stdout)
 
     def commit(self, message: str) -> None:
         self.run("git", "add", "-A")
         self.run("git", "commit", "-q", "-m", message)
+
+    def reset(self) -> None:
+        """Back to the last commit: git files, and the DVC outputs its dvc.lock names."""
+        self.run("git", "reset", "-q", "--hard")
+        self.dvc("checkout", "--force")
+
+    def lock(self) -> dict:
+        return yaml.safe_load((self.path / "dvc.lock").read_text())
+
+
+def stages_run(dvc_output: str) -> list[str]:
+    """The stages DVC ran (not those it skipped or restored from its run cache), in order."""
+    return re.findall(r"Running stage '([^']+)'", dvc_output)
+
+
+def out_hashes(lock: dict) -> dict[str, str]:
+    """{out path: md5} for every stage output in a dvc.lock."""
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
 
 
 def make_repo(path: Path, params: dict) -> Repo:
@@ -103,16 +120,24 @@ def make_repo(path: Path, params: dict) -> Repo:
             shutil.copy2(SHARED_IMAGES / f"{label}.{index}.jpg", raw)
     set_params(path, params)
     repo = Repo(path)
-    repo.run("git", "init", "-q")
+    repo.run("git", "init", "-q", "-b", "main")
+    repo.dvc("add", "data/raw")  # as the README says: the raw images are DVC's, data/raw.dvc is git's
     repo.commit("project copy for tests")
     return repo
 
 
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory) -> Repo:
-    """The project on 24 real images per class, reproduced once for the whole session."""
+    """The project on 24 real images per class, reproduced once for the whole session and
+    committed on branch main. Tests that change it put it back with `reset()`."""
+    repo = new_tiny_repo(tmp_path_factory)
+    repo.ran_first = repo.repro()
+    repo.first_lock = repo.lock()
+    repo.commit("tiny run")
+    return repo
+
+
+def new_tiny_repo(tmp_path_factory) -> Repo:
     if not (SHARED_IMAGES / "cat.0.jpg").is_file():
         pytest.skip(f"needs the shared Kaggle images at {SHARED_IMAGES}")
-    repo = make_repo(tmp_path_factory.mktemp("tiny_repo"), TINY_PARAMS)
-    repo.ran_first = repo.repro()
-    return repo
+    return make_repo(tmp_path_factory.mktemp("tiny_repo"), TINY_PARAMS)

@@ -1,13 +1,18 @@
-"""Model structure against the book's numbers, base loading, preprocessing, saving."""
+"""Model structure against the book's numbers, base loading, preprocessing, compiling, saving (deterministic, atomic)."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
 from stages import train_frozen
 from stages.common import models
@@ -195,3 +200,115 @@ def test_saved_model_takes_raw_pixels_and_loads_in_safe_mode(params, tmp_path):
 def test_loading_a_missing_model_says_how_to_build_it(tmp_path):
     with pytest.raises(StageError, match="dvc repro"):
         models.load_model(tmp_path / "fine_tuned.keras")
+
+
+# --- save_model: deterministic and atomic ---------------------------------------------------
+
+
+def augmented_convnet(params) -> keras.Model:
+    """A compiled model with this project's custom layers (SymmetricShear), as train_scratch_augmented saves."""
+    models.set_seed(0)
+    model = models.small_convnet(48, 0.5, models.augmentation(params.augmentation, seed=0))
+    models.compile_binary(model, 1e-4)
+    return model
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_save_model_writes_the_same_bytes_for_the_same_model(params, tmp_path):
+    model = augmented_convnet(params)
+    models.save_model(model, tmp_path / "first.keras")
+    time.sleep(1.1)  # Keras stamps the save time to the second: past it, an unnormalized archive would differ
+    models.save_model(model, tmp_path / "second.keras")
+    assert sha256(tmp_path / "first.keras") == sha256(tmp_path / "second.keras")
+    with zipfile.ZipFile(tmp_path / "first.keras") as archive:
+        assert "date_saved" not in json.loads(archive.read("metadata.json"))
+        assert {entry.filename for entry in archive.infolist()} >= {"metadata.json", "config.json", "model.weights.h5"}
+        assert {entry.date_time for entry in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["first.keras", "second.keras"]
+
+
+def test_a_normalized_model_file_loads_with_the_same_predictions(params, tmp_path):
+    model = augmented_convnet(params)
+    models.save_model(model, tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", compile=False)  # safe mode
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0))
+
+
+def dense_model() -> keras.Model:
+    return keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1, activation="sigmoid")])
+
+
+def tiny_dense_model() -> keras.Model:
+    model = dense_model()
+    models.compile_binary(model, 1e-3)
+    return model
+
+
+def failing_save(how: str):
+    """A model.save that dies midway, after writing part of the file, or that leaves a broken file behind."""
+
+    def save(filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+        if how == "raises":
+            raise OSError("No space left on device")
+
+    return save
+
+
+@pytest.mark.parametrize("how, error", [("raises", OSError), ("writes a broken file", zipfile.BadZipFile)])
+def test_a_failed_save_leaves_no_model_file_and_no_temporary_files(how, error, tmp_path, monkeypatch):
+    model = tiny_dense_model()
+    monkeypatch.setattr(model, "save", failing_save(how))
+    destination = tmp_path / "models" / "scratch.keras"
+    with pytest.raises(error):
+        models.save_model(model, destination)
+    assert not destination.exists()
+    assert list(destination.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("how, error", [("raises", OSError), ("writes a broken file", zipfile.BadZipFile)])
+def test_a_failed_save_keeps_the_previous_model_file(how, error, tmp_path, monkeypatch):
+    model = tiny_dense_model()
+    destination = tmp_path / "scratch.keras"
+    models.save_model(model, destination)
+    previous = destination.read_bytes()
+    monkeypatch.setattr(model, "save", failing_save(how))
+    with pytest.raises(error):
+        models.save_model(model, destination)
+    assert destination.read_bytes() == previous
+    assert [path.name for path in tmp_path.iterdir()] == ["scratch.keras"]
+
+
+# --- compile_binary ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def op_determinism_off():
+    """Keras refuses jit_compile=True while TensorFlow op determinism is on (set_seed turns it on,
+    process-wide): turn it off for the test, then back to how it was."""
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf_config.enable_op_determinism()
+
+
+def test_compile_binary_passes_jit_compile_through(op_determinism_off):
+    default, asked, declined = dense_model(), dense_model(), dense_model()
+    models.compile_binary(default, 1e-3)
+    models.compile_binary(asked, 1e-3, jit_compile=True)
+    models.compile_binary(declined, 1e-3, jit_compile=False)
+    assert default.jit_compile is False
+    assert asked.jit_compile is True
+    assert declined.jit_compile is False
+
+
+def test_compile_binary_is_rmsprop_with_binary_cross_entropy():
+    model = tiny_dense_model()
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert model.loss == "binary_crossentropy"

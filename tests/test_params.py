@@ -335,3 +335,29 @@ def test_empty_params_file(tmp_path):
     path.write_text("")
     with pytest.raises(ParamsError, match="the top level must be a mapping"):
         load_params(path)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def test_training_defaults_resume_deterministically_on_one_device():
+    training = load_params(COMMITTED).training
+    assert (training.resume, training.deterministic, training.distribute) == (True, True, "none")
+    assert (training.mixed_precision, training.jit_compile) == (False, False)
+
+
+def test_jit_compile_with_op_determinism_is_refused(tmp_path):
+    message = error_for(tmp_path, setter("training", "jit_compile", True))
+    assert "training.jit_compile" in message and "training.deterministic: false" in message
+
+
+def test_jit_compile_without_op_determinism_loads(tmp_path):
+    def change(raw):
+        raw["training"].update(jit_compile=True, deterministic=False)
+
+    assert load_modified(tmp_path, change).training.jit_compile is True
+
+
+def test_distribute_lists_the_allowed_values(tmp_path):
+    message = error_for(tmp_path, setter("training", "distribute", "multi_worker"))
+    assert "training.distribute" in message and "none, mirrored" in message

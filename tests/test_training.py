@@ -1,18 +1,27 @@
-"""stages/common/training.py: batches from (memory-mapped) arrays, fit with dvclive and the best epoch, seeding."""
+"""stages/common/training.py: batches from (memory-mapped) arrays, fit with dvclive and the best epoch,
+resuming from per-epoch checkpoints, seeding, devices and precision (model_scope)."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
-from stages.common.layout import stage_metrics_dir
-from stages.common.models import compile_binary
-from stages.common.training import array_batches, fit, set_seed
+from stages.common.cli import StageError
+from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
+from stages.common.models import augmentation, compile_binary, small_convnet
+from stages.common.params import AugmentationParams, RunParams, load_params
+from stages.common.training import array_batches, fit, model_scope, seed_states, set_seed
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def numbered(n: int, shape=(3, 2, 3)) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +139,7 @@ def fitted(tmp_path_factory):
         train_x, train_y, val_x, val_y = noisy_problem()
         model = tiny_model(learning_rate=0.1)
         summary = fit(
-            model, "demo", array_batches(train_x, train_y, 16, seed=0), array_batches(val_x, val_y, 16), EPOCHS
+            model, "demo", (train_x, train_y), (val_x, val_y), epochs=EPOCHS, batch_size=16, seed=0, resume=False
         )
     return folder, model, summary, (val_x, val_y)
 
@@ -200,3 +209,319 @@ def test_set_seed_makes_training_repeatable():
     assert len(first) == len(again) == 4
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+# --- array_batches from a later epoch ------------------------------------------------------
+
+
+@pytest.mark.parametrize("epoch", [1, 3])
+def test_starting_at_an_epoch_gives_that_epochs_order_and_the_ones_after(epoch):
+    """What a resumed fit relies on: epoch k's order depends on (seed, k), not on the passes before it."""
+    from_start = array_batches(*numbered(50), 8, seed=7)
+    orders = [epoch_rows(from_start) for _ in range(epoch + 2)]
+    resumed = array_batches(*numbered(50), 8, seed=7, first_epoch=epoch)
+    assert epoch_rows(resumed) == orders[epoch]
+    assert epoch_rows(resumed) == orders[epoch + 1]
+    assert orders[epoch] != orders[0]
+
+
+# --- resuming an interrupted fit ------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Stands in for a stage killed between two epochs."""
+
+
+class Watch(keras.callbacks.Callback):
+    """Runs after EpochLog, so after its checkpoint: keeps each epoch's weights, stops after `stop_after` epochs."""
+
+    def __init__(self, stop_after: int | None):
+        super().__init__()
+        self.stop_after, self.weights = stop_after, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+        if epoch + 1 == self.stop_after:
+            raise Interrupted(f"after epoch {epoch + 1}")
+
+
+def watched_fit(model, train, validation, *, stop_after: int | None = None, **settings) -> tuple[dict | None, Watch]:
+    """training.fit on stage "demo" with a Watch after its callbacks: (summary, or None when interrupted; the Watch)."""
+    watch = Watch(stop_after)
+    keras_fit = keras.Model.fit
+
+    def fit_watched(self, *args, callbacks=(), **kwargs):
+        return keras_fit(self, *args, callbacks=[*callbacks, watch], **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras.Model, "fit", fit_watched)
+        if stop_after is None:
+            return fit(model, "demo", train, validation, **settings), watch
+        with pytest.raises(Interrupted):
+            fit(model, "demo", train, validation, **settings)
+        return None, watch
+
+
+def same_arrays(one: list[np.ndarray], other: list[np.ndarray]) -> bool:
+    return len(one) == len(other) and all(np.array_equal(a, b) for a, b in zip(one, other))
+
+
+def checkpoint_state() -> dict:
+    return json.loads((CHECKPOINTS_DIR / "demo" / "state.json").read_text())
+
+
+RESUME_EPOCHS = 5
+AUGMENT = AugmentationParams(rotation_degrees=40, width_shift=0.2, height_shift=0.2, shear=0.2, zoom=0.2, horizontal_flip=True)
+
+
+def image_splits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """24 train and 8 validation random uint8 48x48 images with random labels."""
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (24, 48, 48, 3), dtype=np.uint8), rng.integers(0, 2, 24).astype(np.uint8)
+    validation = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8), rng.integers(0, 2, 8).astype(np.uint8)
+    return train, validation
+
+
+def augmented_convnet() -> keras.Model:
+    """The stages' augmented small convnet at 48x48: random init, five random layers and dropout, each with a seed state."""
+    set_seed(3)
+    model = small_convnet(48, 0.5, augmentation(AUGMENT, 3))
+    compile_binary(model, 1e-3)
+    return model
+
+
+CONVNET_SETTINGS = {"epochs": RESUME_EPOCHS, "batch_size": 8, "seed": 3, "resume": True}
+
+
+def val_loss_rows(folder) -> list[dict]:
+    return read_tsv(folder / stage_metrics_dir("demo") / "plots" / "metrics" / "val" / "loss.tsv")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The augmented convnet fitted for RESUME_EPOCHS epochs in one go, with resume on: (folder, model, summary, Watch)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        model = augmented_convnet()
+        assert len(seed_states(model)) == 6, "five augmentation layers and dropout"
+        summary, watch = watched_fit(model, *image_splits(), **CONVNET_SETTINGS)
+        assert not (CHECKPOINTS_DIR / "demo").exists()
+    return folder, model, summary, watch
+
+
+def test_a_resumed_fit_ends_bit_identical_to_an_uninterrupted_one(uninterrupted, tmp_path, monkeypatch, capsys):
+    folder, model, summary, watch = uninterrupted
+    monkeypatch.chdir(tmp_path)
+    watched_fit(augmented_convnet(), *image_splits(), stop_after=2, **CONVNET_SETTINGS)
+    state = checkpoint_state()
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert {path.name for path in (CHECKPOINTS_DIR / "demo").iterdir()} == {
+        "state.json", "epoch-2.weights.h5", "epoch-2.npz"
+    }, "only the last epoch's files are kept"
+    capsys.readouterr()
+
+    resumed = augmented_convnet()
+    resumed_summary, resumed_watch = watched_fit(resumed, *image_splits(), **CONVNET_SETTINGS)
+    out = capsys.readouterr().out
+    assert f"demo: resuming after epoch 2/{RESUME_EPOCHS}" in out
+    assert "Epoch 1/" not in out and "Epoch 3/" in out
+    assert len(resumed_watch.weights) == RESUME_EPOCHS - 2, "only the epochs left are trained"
+    assert same_arrays(resumed_watch.weights[-1], watch.weights[-1]), "the last epoch's weights"
+    assert same_arrays(resumed.get_weights(), model.get_weights()), "the best epoch's weights, which fit leaves"
+    assert resumed_summary == summary
+    assert val_loss_rows(tmp_path) == val_loss_rows(folder)
+    assert len(val_loss_rows(tmp_path)) == RESUME_EPOCHS
+    for name in ("metrics.json", "plots/metrics/train/loss.tsv", "plots/metrics/val/accuracy.tsv"):
+        assert (tmp_path / stage_metrics_dir("demo") / name).read_text() == (folder / stage_metrics_dir("demo") / name).read_text()
+    assert not (CHECKPOINTS_DIR / "demo").exists(), "removed once the fit is done"
+
+
+def dense_problem(seed: int = 0) -> tuple[keras.Model, tuple, tuple]:
+    """A seeded tiny model with dropout (a seed state) and the noisy problem: quick to fit a few epochs."""
+    set_seed(seed)
+    train_x, train_y, val_x, val_y = noisy_problem()
+    return tiny_model(learning_rate=0.05, hidden=8, dropout=0.5), (train_x, train_y), (val_x, val_y)
+
+
+def flip_first_label(train):
+    x, y = train
+    y = y.copy()
+    y[0] = 1 - y[0]
+    return x, y
+
+
+# Each a different start for the same stage: (build arguments, settings, a change in the folder).
+OTHER_STARTS = {
+    "other data": ({"data": flip_first_label}, {}, None),
+    "other batch size": ({}, {"batch_size": 8}, None),
+    "other seed": ({"seed": 1}, {"seed": 1}, None),
+    "params.yaml edited": ({}, {}, ("params.yaml", "lr: 0.001\n")),
+    "stage code edited": ({}, {}, ("stages/train_scratch.py", "# edited\n")),
+}
+DENSE_SETTINGS = {"epochs": 4, "batch_size": 16, "seed": 0, "resume": True}
+
+
+@pytest.mark.parametrize("change", sorted(OTHER_STARTS))
+def test_a_checkpoint_from_another_start_is_discarded_and_all_epochs_train(change, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    watched_fit(*dense_problem(), stop_after=2, **DENSE_SETTINGS)
+    assert checkpoint_state()["epoch"] == 2
+    capsys.readouterr()
+
+    build, settings, edit = OTHER_STARTS[change]
+    model, train, validation = dense_problem(build.get("seed", 0))
+    train = build.get("data", lambda arrays: arrays)(train)
+    if edit:
+        (tmp_path / edit[0]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / edit[0]).write_text(edit[1])
+    _, watch = watched_fit(model, train, validation, **{**DENSE_SETTINGS, **settings})
+    out = capsys.readouterr().out
+    assert "discarding the checkpoint" in out
+    assert "resuming" not in out and "Epoch 1/4" in out
+    assert len(watch.weights) == DENSE_SETTINGS["epochs"]
+    assert len(val_loss_rows(tmp_path)) == DENSE_SETTINGS["epochs"]
+    assert not (CHECKPOINTS_DIR / "demo").exists()
+
+
+def test_the_same_start_resumes_from_the_checkpoint(tmp_path, monkeypatch, capsys):
+    """The control for the test above: nothing changed, so the checkpoint is used."""
+    monkeypatch.chdir(tmp_path)
+    watched_fit(*dense_problem(), stop_after=2, **DENSE_SETTINGS)
+    capsys.readouterr()
+    _, watch = watched_fit(*dense_problem(), **DENSE_SETTINGS)
+    out = capsys.readouterr().out
+    assert "resuming after epoch 2/4" in out and "discarding" not in out
+    assert len(watch.weights) == 2
+    assert len(val_loss_rows(tmp_path)) == DENSE_SETTINGS["epochs"]
+
+
+def test_without_resume_no_checkpoint_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = {**DENSE_SETTINGS, "resume": False}
+    watched_fit(*dense_problem(), stop_after=2, **settings)  # killed after EpochLog would have saved
+    assert not CHECKPOINTS_DIR.exists()
+    _, watch = watched_fit(*dense_problem(), **settings)
+    assert len(watch.weights) == DENSE_SETTINGS["epochs"], "a rerun starts over"
+    assert not CHECKPOINTS_DIR.exists()
+
+
+def test_without_resume_an_old_checkpoint_is_not_used(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    watched_fit(*dense_problem(), stop_after=2, **DENSE_SETTINGS)
+    capsys.readouterr()
+    _, watch = watched_fit(*dense_problem(), **{**DENSE_SETTINGS, "resume": False})
+    assert "resuming" not in capsys.readouterr().out
+    assert len(watch.weights) == DENSE_SETTINGS["epochs"]
+
+
+# --- model_scope ----------------------------------------------------------------------------
+
+
+def run_params(**changes) -> RunParams:
+    """params.yaml's `training` section, on one device in float32 unless `changes` say otherwise."""
+    defaults = {"resume": False, "deterministic": True, "distribute": "none", "mixed_precision": False, "jit_compile": False}
+    return dataclasses.replace(load_params(ROOT / "params.yaml").training, **{**defaults, **changes})
+
+
+@pytest.fixture
+def float32_afterwards():
+    """model_scope sets the global dtype policy; put it back for the other tests."""
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def scoped_dense_model(run: RunParams) -> keras.Model:
+    with model_scope(run, seed=0):
+        return tiny_model(learning_rate=0.05, hidden=8, dropout=0.5)
+
+
+def test_mirrored_scope_builds_the_model_under_mirrored_strategy_and_fit_trains_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = scoped_dense_model(run_params(distribute="mirrored"))
+    strategy = model.distribute_strategy
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    assert strategy.num_replicas_in_sync == max(1, len(tf.config.list_physical_devices("GPU")))  # the CPU here
+    assert "MirroredStrategy with" in capsys.readouterr().out
+    train_x, train_y, val_x, val_y = noisy_problem()
+    summary = fit(model, "demo", (train_x, train_y), (val_x, val_y), epochs=2, batch_size=16, seed=0, resume=False)
+    assert summary["best_epoch"] in (1, 2) and math.isfinite(summary["val"]["loss"])
+    assert len(val_loss_rows(tmp_path)) == 2
+
+
+def test_default_scope_is_no_mirrored_strategy(capsys):
+    model = scoped_dense_model(run_params(distribute="none"))
+    assert not isinstance(model.distribute_strategy, tf.distribute.MirroredStrategy)
+    assert "MirroredStrategy" not in capsys.readouterr().out
+
+
+def test_a_mirrored_fit_resumes_bit_identical(tmp_path, monkeypatch, capsys):
+    mirrored, settings = run_params(distribute="mirrored"), {**DENSE_SETTINGS, "epochs": 3}
+    train_x, train_y, val_x, val_y = noisy_problem()
+    splits = (train_x, train_y), (val_x, val_y)
+    monkeypatch.chdir(tmp_path)
+    model = scoped_dense_model(mirrored)
+    watched_fit(model, *splits, **settings)
+    (tmp_path / "interrupted").mkdir()
+    monkeypatch.chdir(tmp_path / "interrupted")
+    watched_fit(scoped_dense_model(mirrored), *splits, stop_after=1, **settings)
+    capsys.readouterr()
+    resumed = scoped_dense_model(mirrored)
+    watched_fit(resumed, *splits, **settings)
+    assert "resuming after epoch 1/3" in capsys.readouterr().out
+    assert same_arrays(resumed.get_weights(), model.get_weights())
+
+
+def test_mixed_precision_scope_computes_in_float16_with_a_float32_output(float32_afterwards):
+    with model_scope(run_params(mixed_precision=True), seed=0):
+        model = small_convnet(48, 0.5)
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convolutions) == 4
+    for layer in convolutions:
+        assert layer.dtype_policy.name == "mixed_float16"
+        assert layer.compute_dtype == "float16" and layer.variable_dtype == "float32"
+    output = model.get_layer("p_dog")
+    assert output.dtype_policy.name == "float32" and output.compute_dtype == "float32"
+    assert model(np.zeros((1, 48, 48, 3), np.float32)).dtype == tf.float32
+
+
+def test_full_precision_scope_computes_in_float32(float32_afterwards):
+    keras.mixed_precision.set_global_policy("mixed_float16")  # whatever the process had before
+    with model_scope(run_params(mixed_precision=False), seed=0):
+        model = small_convnet(48, 0.5)
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"  # put back on leaving the scope
+
+
+def test_a_fit_whose_validation_loss_is_never_a_number_stops_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train_x, train_y, val_x, val_y = noisy_problem()
+    val_x = np.full_like(val_x, np.nan)
+    with pytest.raises(StageError, match="not a number in any epoch.*lower the learning rate"):
+        fit(tiny_model(0.1), "demo", (train_x, train_y), (val_x, val_y), epochs=2, batch_size=16, seed=0, resume=True)
+
+
+@pytest.fixture
+def op_determinism_off():
+    """Op determinism is process-wide and set_seed(deterministic=False) leaves it as it is (a stage is one
+    process); turn it off for the test, then back to how it was."""
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf_config.enable_op_determinism()
+
+
+def test_without_determinism_jit_compile_asked_in_the_scope_is_kept(op_determinism_off):
+    run = run_params(deterministic=False, jit_compile=True)
+    with model_scope(run, seed=0):
+        model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1, activation="sigmoid")])
+        compile_binary(model, 0.01, run.jit_compile)
+    assert model.jit_compile is True
+    assert not tf_config.is_op_determinism_enabled()
+
+
+def test_deterministic_scope_turns_op_determinism_on(op_determinism_off):
+    with model_scope(run_params(deterministic=True), seed=0):
+        pass
+    assert tf_config.is_op_determinism_enabled()

@@ -12,6 +12,10 @@ METRICS_DIR = Path("metrics")
 EVALUATION_METRICS = METRICS_DIR / "evaluate.json"  # {model: {accuracy, loss, auc, precision, recall}}
 EVALUATION_DIR = METRICS_DIR / "evaluate"  # predictions/, roc/ per model; most_wrong.png, gradcam.png
 REPORT = METRICS_DIR / "report.md"
+# Per-epoch training checkpoints (training.resume). Inside DVC's own scratch folder: not an
+# output (DVC deletes outputs before a stage reruns, which would defeat resuming), and
+# removed by the stage once it finishes.
+CHECKPOINTS_DIR = Path(".dvc/tmp/checkpoints")
 
 
 # Each model and the stage that trains it, in the book's order.

@@ -6,10 +6,16 @@ are layers inside it, so evaluating or predicting needs no extra code.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import tempfile
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from stages.common.cli import StageError
@@ -51,6 +57,14 @@ class SymmetricShear(layers.RandomShear):
 
     def get_config(self):
         return {**super().get_config(), "x_factor": self.x_factor[1], "y_factor": self.y_factor[1]}
+
+
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed weights, shuffling, augmentation and dropout; with `deterministic`, TensorFlow ops
+    also give the same results on every run (cheap on a CPU, slower on a GPU)."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def preprocessing_mode(base: BaseParams) -> str:
@@ -153,8 +167,13 @@ def dense_classifier(features_shape, head: HeadParams) -> keras.Model:
     x = layers.Flatten()(features) if head.pooling == "flatten" else layers.GlobalAveragePooling2D()(features)
     x = layers.Dense(head.dense_units, activation="relu")(x)
     x = layers.Dropout(head.dropout)(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)
+    outputs = probability(x)
     return keras.Model(features, outputs, name="classifier")
+
+
+def probability(x):
+    """P(dog): computed in float32 even under mixed precision, where float16 would lose small losses."""
+    return layers.Dense(1, activation="sigmoid", dtype="float32", name="p_dog")(x)
 
 
 def feature_extractor(base: keras.Model, image_size: int, mode: str) -> keras.Model:
@@ -189,16 +208,59 @@ def small_convnet(image_size: int, dropout: float, augment: keras.Sequential | N
     if dropout:
         x = layers.Dropout(dropout)(x)
     x = layers.Dense(512, activation="relu")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="p_dog")(x)
+    outputs = probability(x)
     return keras.Model(pixels, outputs, name="small_convnet")
 
 
-def compile_binary(model: keras.Model, learning_rate: float) -> None:
+def compile_binary(model: keras.Model, learning_rate: float, jit_compile: bool = False) -> None:
+    """RMSprop and binary cross-entropy, as in the book; `jit_compile` XLA-compiles the train step."""
     model.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
+
+
+def renumber_shared_objects(config: str) -> str:
+    """Keras marks objects shared between layers with their memory address (`id()`), which
+    differs from run to run; number them 1, 2, ... in order of appearance instead."""
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match) -> str:
+        return f'"shared_object_id": {numbers.setdefault(match.group(1), len(numbers) + 1)}'
+
+    return re.sub(r'"shared_object_id": (\d+)', number, config)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save as .keras, byte for byte the same for the same model, and atomically.
+
+    Keras writes the save time into the archive (metadata.json and the zip entries'
+    dates) and memory addresses into config.json; without them, identical runs give
+    identical hashes in dvc.lock. The file
+    appears under its name only once complete, so an interrupted stage leaves no
+    model that looks finished.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+        saved = Path(folder) / path.name
+        model.save(saved)
+        normalized = Path(folder) / "normalized.keras"
+        with zipfile.ZipFile(saved) as source, zipfile.ZipFile(normalized, "w") as target:
+            for entry in source.infolist():
+                data = source.read(entry)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                elif entry.filename == "config.json":
+                    data = renumber_shared_objects(data.decode()).encode()
+                fixed = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type, fixed.external_attr = entry.compress_type, entry.external_attr
+                target.writestr(fixed, data)
+        os.replace(normalized, path)
 
 
 def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):

@@ -115,6 +115,17 @@ class ScratchParams(TrainingParams):
 
 
 @dataclass(frozen=True)
+class RunParams:
+    """How the training stages run (section `training`), the same for all of them."""
+
+    resume: bool
+    deterministic: bool
+    distribute: Literal["none", "mirrored"]
+    mixed_precision: bool
+    jit_compile: bool
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = _check(min=1)
     gallery_size: int = _check(min=1, help="how many of the worst mistakes to show")
@@ -129,6 +140,7 @@ class Params:
     base: BaseParams
     augmentation: AugmentationParams
     head: HeadParams
+    training: RunParams
     extract_features: BatchParams
     train_classifier: TrainingParams
     train_frozen: TrainingParams
@@ -238,6 +250,11 @@ def _check_cross_field(params: Params) -> None:
                     f"params.yaml: data.split.{first} [{a0}, {a1}) overlaps data.split.{second} [{b0}, {b1}); "
                     f"the same image must not be in two splits"
                 )
+    if params.training.jit_compile and params.training.deterministic:
+        raise ParamsError(
+            "params.yaml: training.jit_compile: true needs training.deterministic: false; Keras does not "
+            "XLA-compile under TensorFlow's op determinism (it would silently train without XLA)"
+        )
     base = params.base
     if base.is_file:
         if base.weights == "imagenet":

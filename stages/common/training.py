@@ -1,9 +1,17 @@
-"""Training shared by the stages: seeding, batches from (memory-mapped) arrays, dvclive logging."""
+"""Training shared by the stages: seeding and devices, batches from (memory-mapped) arrays,
+dvclive logging, the best epoch, and per-epoch checkpoints to resume an interrupted stage."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import itertools
+import json
 import math
+import os
+import shutil
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -11,26 +19,46 @@ import tensorflow as tf
 from dvclive import Live
 
 from stages.common.images import load_prepared
-from stages.common.layout import stage_metrics_dir
+from stages.common.cli import StageError
+from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
+from stages.common.models import set_seed
+from stages.common.params import PARAMS_FILE, RunParams
+
+Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
 
 
-def set_seed(seed: int) -> None:
-    """Same params, same machine -> same weights and metrics (op determinism is cheap on CPU)."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+@contextlib.contextmanager
+def model_scope(run: RunParams, seed: int):
+    """Build and compile a model inside this: seeded, in the precision and on the devices `training` asks for."""
+    set_seed(seed, run.deterministic)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if run.mixed_precision else "float32")
+    if run.distribute == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()  # every local GPU; the CPU when there is none
+        devices = ", ".join(strategy.extended.worker_devices)
+        print(f"training: MirroredStrategy with {strategy.num_replicas_in_sync} replica(s): {devices}")
+    else:
+        strategy = tf.distribute.get_strategy()  # the default: one device
+    try:
+        with strategy.scope():
+            yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)  # models built inside keep theirs
 
 
-def array_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
+def array_batches(images, labels, batch_size: int, seed: int | None = None, first_epoch: int = 0) -> tf.data.Dataset:
     """(pixels float32, labels float32) batches from arrays or memory maps.
 
-    Only a batch at a time is read, so a memory-mapped split of any size fits in RAM;
-    with `seed`, the order is reshuffled every epoch, the same way on every run.
+    Only a batch at a time is read, so a memory-mapped split of any size fits in RAM.
+    With `seed`, each epoch has its own order, drawn from (seed, epoch): the same on
+    every run, and the same again when a run resumes at `first_epoch`.
     (tf.data with prefetch: keras.utils.PyDataset measured 2-4x slower per step here.)
     """
-    rng = np.random.default_rng(seed)
+    epochs = itertools.count(first_epoch)
 
-    def generate():  # tf.data calls this once per epoch
-        order = rng.permutation(len(labels)) if seed is not None else np.arange(len(labels))
+    def generate():  # tf.data calls this once per pass over the data
+        epoch = next(epochs)
+        order = np.random.default_rng((seed, epoch)).permutation(len(labels)) if seed is not None else np.arange(len(labels))
         for start in range(0, len(labels), batch_size):
             rows = np.sort(order[start : start + batch_size])  # sorted rows read a memory map sequentially
             yield images[rows].astype(np.float32), labels[rows].astype(np.float32)
@@ -43,48 +71,179 @@ def array_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     return batches.apply(tf.data.experimental.assert_cardinality(math.ceil(len(labels) / batch_size))).prefetch(2)
 
 
-def prepared_batches(batch_size: int, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """(train batches shuffled from `seed`, validation batches) from the prepared image arrays."""
-    train = array_batches(*load_prepared("train"), batch_size, seed=seed)
-    validation = array_batches(*load_prepared("validation"), batch_size)
-    return train, validation
+def prepared_splits() -> tuple[Arrays, Arrays]:
+    """(train, validation) prepared image arrays, memory-mapped."""
+    return load_prepared("train"), load_prepared("validation")
+
+
+class Checkpoint:
+    """A fit's state after its last finished epoch, in CHECKPOINTS_DIR/<stage>/.
+
+    Weights with the optimizer's state, the random layers' seed states, the epoch log
+    and the best weights so far: enough for a resumed run to end with the same weights
+    as an uninterrupted one. `fingerprint` ties it to one start (params, code, inputs,
+    initial weights); a checkpoint from any other start is discarded.
+    """
+
+    def __init__(self, stage: str, fingerprint: str):
+        self.folder = CHECKPOINTS_DIR / stage
+        self.fingerprint = fingerprint
+
+    def load(self, model: keras.Model) -> dict | None:
+        """The saved state (epoch, history, best), with the model restored to it; None if there is none to use."""
+        state_file = self.folder / "state.json"
+        if not state_file.is_file():
+            return None
+        state = json.loads(state_file.read_text())
+        if state["fingerprint"] != self.fingerprint:
+            print(f"training: discarding the checkpoint in {self.folder}: it is from other params, code or data")
+            self.remove()
+            return None
+        with model.distribute_strategy.scope():  # MirroredStrategy: new variables must be made inside it
+            model.optimizer.build(model.trainable_variables)  # its variables must exist before loading into them
+            model.load_weights(self.folder / state["weights"])
+            with np.load(self.folder / state["arrays"]) as arrays:
+                for variable, value in zip(seed_states(model), unpack(arrays, "seed"), strict=True):
+                    variable.assign(value)
+                state["best_weights"] = unpack(arrays, "best") or None
+        return state
+
+    def save(self, model: keras.Model, state: dict, best_weights: list[np.ndarray]) -> None:
+        """Write the state after an epoch; state.json, written last, is what makes it count."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        epoch = state["epoch"]
+        files = {"weights": f"epoch-{epoch}.weights.h5", "arrays": f"epoch-{epoch}.npz"}
+        model.save_weights(self.folder / files["weights"])
+        np.savez(
+            self.folder / files["arrays"],
+            **pack("seed", [variable.numpy() for variable in seed_states(model)]),
+            **pack("best", best_weights or []),
+        )
+        temporary = self.folder / "state.json.partial"
+        temporary.write_text(json.dumps({**state, **files, "fingerprint": self.fingerprint}))
+        os.replace(temporary, self.folder / "state.json")
+        for old in self.folder.glob("epoch-*"):
+            if old.name not in files.values():
+                old.unlink()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def seed_states(model: keras.Model) -> list:
+    """The random layers' seed-generator states: not part of the model's weights, needed to resume exactly."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+def pack(prefix: str, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"{prefix}_{i}": array for i, array in enumerate(arrays)}
+
+
+def unpack(archive, prefix: str) -> list[np.ndarray]:
+    count = sum(name.startswith(f"{prefix}_") for name in archive.files)
+    return [archive[f"{prefix}_{i}"] for i in range(count)]
+
+
+def fingerprint(stage: str, model: keras.Model, arrays: list[np.ndarray], settings: tuple) -> str:
+    """What a checkpoint must match to be resumed: params.yaml, the stage code, the inputs, the initial weights."""
+    digest = hashlib.sha256(f"{stage} {settings}".encode())
+    for source in [PARAMS_FILE, *sorted(Path("stages").rglob("*.py"))]:
+        digest.update(source.read_bytes() if source.is_file() else b"")
+    for array in arrays:
+        digest.update(f"{array.shape} {array.dtype}".encode())
+        if isinstance(array, np.memmap):  # a large input: its file's size and time, not its content
+            stat = os.stat(array.filename)
+            digest.update(f"{array.filename} {stat.st_size} {stat.st_mtime_ns}".encode())
+        else:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    for weights in model.get_weights():
+        digest.update(weights.tobytes())
+    return digest.hexdigest()
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Per-epoch train/val loss and accuracy to dvclive; remembers the best epoch by val loss."""
+    """Per-epoch train/val loss and accuracy to dvclive; keeps the best epoch by val loss;
+    saves a checkpoint after every epoch when it has one."""
 
-    def __init__(self, live: Live):
+    def __init__(self, live: Live, checkpoint: Checkpoint | None):
         super().__init__()
-        self.live = live
-        self.best_loss, self.best_epoch, self.best_logs, self.best_weights = math.inf, None, None, None
+        self.live, self.checkpoint = live, checkpoint
+        self.history: list[dict] = []
+        self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's state: its epochs are logged again (DVC cleared the folder)."""
+        for logs in state["history"]:
+            self.record(logs)
+        self.best_loss, self.best_epoch, self.best_weights = state["best_loss"], state["best_epoch"], state["best_weights"]
+
+    def record(self, logs: dict) -> None:
+        for name in ("loss", "accuracy"):
+            self.live.log_metric(f"train/{name}", logs[name])
+            self.live.log_metric(f"val/{name}", logs[f"val_{name}"])
+        self.live.next_step()
+        self.history.append(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        for name in ("loss", "accuracy"):
-            self.live.log_metric(f"train/{name}", float(logs[name]))
-            self.live.log_metric(f"val/{name}", float(logs[f"val_{name}"]))
-        self.live.next_step()
+        logs = {name: float(value) for name, value in (logs or {}).items()}
+        self.record(logs)
         if logs["val_loss"] < self.best_loss:
-            self.best_loss, self.best_epoch, self.best_logs = logs["val_loss"], epoch + 1, dict(logs)
+            self.best_loss, self.best_epoch = logs["val_loss"], epoch + 1
             self.best_weights = self.model.get_weights()
+        if self.checkpoint is not None:
+            state = {"epoch": epoch + 1, "history": self.history, "best_loss": self.best_loss, "best_epoch": self.best_epoch}
+            self.checkpoint.save(self.model, state, self.best_weights)
+
+    @property
+    def best_logs(self) -> dict:
+        return self.history[self.best_epoch - 1]
 
 
-def fit(model: keras.Model, stage: str, train: tf.data.Dataset, validation: tf.data.Dataset, epochs: int) -> dict:
-    """Train, keep the epoch with the lowest validation loss, and write metrics/<stage>/metrics.json."""
+def fit(
+    model: keras.Model, stage: str, train: Arrays, validation: Arrays, *, epochs: int, batch_size: int, seed: int, resume: bool
+) -> dict:
+    """Train on (x, y) arrays, keep the epoch with the lowest validation loss, write metrics/<stage>/metrics.json.
+
+    With `resume`, a checkpoint is saved after every epoch and a rerun of an interrupted
+    stage continues after its last finished epoch; the checkpoint is removed at the end.
+    """
     live = Live(dir=str(stage_metrics_dir(stage)), save_dvc_exp=False, dvcyaml=None, report=None)
-    log = EpochLog(live)
+    checkpoint = None
+    if resume:
+        checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], (epochs, batch_size, seed)))
+    log = EpochLog(live, checkpoint)
+    state = checkpoint.load(model) if checkpoint else None
+    first_epoch = 0
+    if state:
+        log.restore(state)
+        first_epoch = state["epoch"]
+        print(f"{stage}: resuming after epoch {first_epoch}/{epochs} from {checkpoint.folder}")
     started = time.perf_counter()
-    model.fit(train, validation_data=validation, epochs=epochs, callbacks=[log], shuffle=False, verbose=2)
+    if first_epoch < epochs:
+        model.fit(
+            array_batches(*train, batch_size, seed=seed, first_epoch=first_epoch),
+            validation_data=array_batches(*validation, batch_size),
+            epochs=epochs, initial_epoch=first_epoch, callbacks=[log], shuffle=False, verbose=2,
+        )
     seconds = time.perf_counter() - started
+    if log.best_epoch is None:
+        raise StageError(
+            f"{stage}: the validation loss was not a number in any epoch (training diverged); "
+            f"lower the learning rate or check the input data"
+        )
     model.set_weights(log.best_weights)
+    best = log.best_logs
     summary = {
         "best_epoch": log.best_epoch,
-        "train": {"loss": float(log.best_logs["loss"]), "accuracy": float(log.best_logs["accuracy"])},
-        "val": {"loss": float(log.best_logs["val_loss"]), "accuracy": float(log.best_logs["val_accuracy"])},
+        "train": {"loss": best["loss"], "accuracy": best["accuracy"]},
+        "val": {"loss": best["val_loss"], "accuracy": best["val_accuracy"]},
     }
-    live.summary = summary
+    live.summary = dict(summary)  # dvclive adds its step to the dict it is given
     live.end()
+    if checkpoint:
+        checkpoint.remove()
+    ran = max(epochs - first_epoch, 1)
     print(f"{stage}: best epoch {log.best_epoch}/{epochs}: val accuracy {summary['val']['accuracy']:.4f}, "
-          f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / epochs:.1f} s/epoch)")
+          f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / ran:.1f} s/epoch)")
     return summary
-
