@@ -1,6 +1,7 @@
 # make demo   install, then run the whole pipeline offline on generated images (~8 min on 2 cores, install included)
 # make test   install with the test tools, then run the test suite (unit + end-to-end)
 # make unit   the fast tests only (no `dvc repro`)
+# make bench  each stage's speed against this machine's limit, and memory on 25,000 images (~10 min)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,7 @@ DEMO_PARAMS := -S data.raw_dir=$(DEMO_DATA) -S data.image_size=64 \
 	-S train_classifier.epochs=15 -S train_frozen.epochs=3 -S train_frozen.learning_rate=1e-4 -S fine_tune.epochs=3 \
 	-S train_scratch.epochs=6 -S train_scratch_augmented.epochs=6
 
-.PHONY: install install-test demo test unit
+.PHONY: install install-test demo test unit bench
 
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +45,6 @@ test: install-test
 
 unit: install-test
 	python -m pytest -m 'not e2e'
+
+bench: install
+	python -m benchmarks.run

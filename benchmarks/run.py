@@ -1,0 +1,433 @@
+"""How close each stage runs to what this machine can do, as ratios (`make bench`).
+
+    python -m benchmarks.run            # the full run (about 10 minutes on 2 cores)
+    python -m benchmarks.run --quick    # smaller sets: a smoke test of the benchmark itself
+
+Every row compares the stage's own code path with a reference on the same images, in
+the same process and on the same cores, and prints ours / reference as a speed ratio
+(higher is better) beside its target:
+
+- prepare: decode + resize on all cores vs a plain single-process PIL loop;
+- extract_features: the stage's batches from a memory map vs `predict` on the same
+  images already in memory as one float32 array (the limit);
+- train_frozen (a): the stage's input pipeline + augmentation + train step vs the train
+  step alone on tensors in memory, no augmentation (the limit);
+- train_frozen (b): the same vs `keras.utils.image_dataset_from_directory`, which decodes
+  the JPEGs again every epoch, with the same augmentation layers;
+- dvc: `dvc status` vs `dvc repro` with nothing to do, on a finished pipeline;
+- memory: peak resident memory of the real `prepare` and `extract_features` stages on a
+  small and on a large generated set (25,000 images, Kaggle's whole training set).
+
+Images: the real Kaggle images in ../shared when present, generated ones otherwise.
+Base: the EfficientNet-Lite0 in ../shared/models when present, else MobileNetV2 with
+random weights (the same amount of work as with ImageNet's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_IMAGES = SHARED / "datasets/dogs-vs-cats/train"
+SHARED_BASE = SHARED / "models/efficientnet_lite0_notop.keras"
+LABELS = ("cat", "dog")
+
+
+@dataclass
+class Row:
+    name: str
+    ours: str
+    reference: str
+    ratio: float
+    target: float
+    note: str = ""
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= self.target
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f} img/s"
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def source_images(folder: Path, per_class: int) -> tuple[Path, str]:
+    """A folder with cat.N.jpg / dog.N.jpg for N < per_class: the shared images, or generated ones."""
+    if (SHARED_IMAGES / f"dog.{per_class - 1}.jpg").is_file():
+        return SHARED_IMAGES, f"real Kaggle images ({SHARED_IMAGES.relative_to(ROOT.parent)})"
+    from tools.make_demo_data import draw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for label in LABELS:
+        for index in range(per_class):
+            draw(label, index, 200, seed=0).save(folder / f"{label}.{index}.jpg", quality=90)
+    return folder, "generated images (tools/make_demo_data.py, 200x200)"
+
+
+def lay_out_split(images: Path, split: str, per_class: int, start: int = 0, cycle: int | None = None) -> list[dict]:
+    """data/split/<split>/<label>/ in the working directory, as links to `images`; the split's manifest rows.
+
+    With `cycle`, index N links to image N % cycle: a large set from few distinct files.
+    """
+    rows = []
+    for label in LABELS:
+        folder = Path("data/split") / split / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(start, start + per_class):
+            name = f"{label}.{index}.jpg"
+            source = images / f"{label}.{index % cycle if cycle else index}.jpg"
+            (folder / name).symlink_to(source.resolve())
+            rows.append({"split": split, "label": label, "index": str(index), "path": f"{split}/{label}/{name}"})
+    return rows
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+
+def bench_prepare(rows: list[dict], size: int) -> Row:
+    from stages.common.images import decode_image
+    from stages.prepare import prepare_split
+
+    paths = [Path("data/split") / row["path"] for row in rows]
+    for path in paths:  # both sides read from the page cache
+        path.read_bytes()
+    started = time.perf_counter()
+    for path in paths:
+        decode_image(path.read_bytes(), size)
+    plain = time.perf_counter() - started
+    Path("data/prepared").mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:  # as the stage does, start-up included
+        prepare_split("train", rows, size, pool)
+    stage = time.perf_counter() - started
+    return Row(
+        "prepare", rate(len(rows), stage), f"{rate(len(rows), plain)} (PIL loop, 1 process)", plain / stage, 1.7,
+        f"{len(rows)} images -> {size}x{size}, {os.cpu_count()} cores",
+    )
+
+
+def load_base():
+    import keras
+
+    if SHARED_BASE.is_file():
+        return keras.models.load_model(SHARED_BASE, compile=False), "none", "EfficientNet-Lite0 (ImageNet)"
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(None, None, 3))
+    return base, "mobilenet_v2", "MobileNetV2 (random weights)"
+
+
+def bench_extract(images, base, mode: str, batch_size: int, out: Path) -> Row:
+    import numpy as np
+
+    from stages.common.models import feature_extractor
+    from stages.extract_features import extract
+
+    extractor = feature_extractor(base, images.shape[1], mode)
+    in_memory = np.asarray(images, dtype=np.float32)
+    extractor.predict(in_memory[:batch_size], batch_size=batch_size, verbose=0)  # trace both paths once
+    extractor.predict_on_batch(in_memory[:batch_size])
+    started = time.perf_counter()
+    extractor.predict(in_memory, batch_size=batch_size, verbose=0)
+    limit = time.perf_counter() - started
+    started = time.perf_counter()
+    extract(extractor, images, batch_size, out)
+    stage = time.perf_counter() - started
+    return Row(
+        "extract_features", rate(len(images), stage), f"{rate(len(images), limit)} (predict, float32 in memory)",
+        limit / stage, 0.9, f"{len(images)} images, batch {batch_size}",
+    )
+
+
+class EpochTimes:
+    """Seconds per epoch; the first epoch (tracing) is left out of the comparison."""
+
+    def __new__(cls):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self.started)
+
+        return Callback()
+
+
+def timed_epoch(model, data, epochs: int = 2) -> float:
+    timer = EpochTimes()
+    model.fit(data, epochs=epochs, callbacks=[timer], shuffle=False, verbose=0)
+    return min(timer.seconds[1:])
+
+
+def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: int) -> list[Row]:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from stages.common.models import augmentation, compile_binary, dense_classifier, freeze, with_classifier
+    from stages.common.params import load_params
+    from stages.common.training import array_batches
+
+    params = load_params(ROOT / "params.yaml")
+    size = images.shape[1]
+    freeze(base)
+    features_shape = base.compute_output_shape((None, size, size, 3))[1:]
+
+    def model(augment: bool) -> keras.Model:
+        head = dense_classifier(features_shape, params.head)
+        built = with_classifier(base, head, size, mode, augmentation(params.augmentation, seed) if augment else None)
+        compile_binary(built, 2e-5)
+        return built
+
+    n = len(labels)
+    stage = timed_epoch(model(True), array_batches(images, labels, batch_size, seed=seed))
+    tensors = tf.constant(np.asarray(images, np.float32)), tf.constant(labels.astype(np.float32))
+    limit = timed_epoch(model(False), tf.data.Dataset.from_tensor_slices(tensors).batch(batch_size))
+    from_directory = keras.utils.image_dataset_from_directory(
+        "data/split/train", labels="inferred", label_mode="binary", class_names=list(LABELS),
+        image_size=(size, size), batch_size=batch_size, shuffle=True, seed=seed, verbose=False,
+    )
+    usual = timed_epoch(model(True), from_directory.prefetch(tf.data.AUTOTUNE))
+    note = f"{n} images, batch {batch_size}, one epoch after a warm-up one"
+    return [
+        Row("train_frozen (a)", rate(n, stage), f"{rate(n, limit)} (train step on in-memory tensors, no augmentation)",
+            limit / stage, 0.75, note),
+        Row("train_frozen (b)", rate(n, stage), f"{rate(n, usual)} (image_dataset_from_directory + same augmentation)",
+            usual / stage, 1.0, "JPEGs decoded every epoch"),
+    ]
+
+
+def bench_dvc(repo: Path, runs: int = 3) -> Row:
+    def seconds(*command: str) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dvc", *command], cwd=repo, check=True, capture_output=True)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    status, repro = seconds("status"), seconds("repro")
+    return Row("dvc repro, nothing to do", f"{repro:.2f} s", f"{status:.2f} s (dvc status)", status / repro, 0.8,
+               f"median of {runs}; {repo.name}")
+
+
+# --- a finished tiny pipeline for the dvc row -------------------------------------------------
+
+
+def tiny_repo(folder: Path, raw_images: Path, raw_count: int) -> Path:
+    """The project with `raw_count` images per class in data/raw, reproduced on a few of them."""
+    import yaml
+
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    for name in listed:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    raw = folder / "data/raw"
+    raw.mkdir(parents=True)
+    for label in LABELS:
+        for index in range(raw_count):
+            shutil.copy2(raw_images / f"{label}.{index}.jpg", raw)
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    params["data"].update(image_size=48, split={"train": [0, 12], "validation": [12, 18], "test": [18, 24]})
+    params["base"]["weights"] = None
+    for stage in ("train_classifier", "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented"):
+        params[stage].update(epochs=1, batch_size=8)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    environment = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+                   "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+    for command in (["git", "init", "-q", "-b", "main"], [sys.executable, "-m", "dvc", "add", "-q", "data/raw"],
+                    [sys.executable, "-m", "dvc", "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "run"]):
+        subprocess.run(command, cwd=folder, check=True, capture_output=True, env=environment)
+    return folder
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def peak_memory(command: list[str], cwd: Path) -> tuple[int, int]:
+    """Run `command`; (peak resident bytes, peak anonymous bytes) of its process tree, sampled every 20 ms."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    peak_rss = peak_anon = 0
+    while process.poll() is None:
+        rss = anon = 0
+        for pid in process_tree(process.pid):
+            fields = status_fields(pid)
+            rss += fields.get("VmRSS", 0)
+            anon += fields.get("RssAnon", 0)
+        peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
+        time.sleep(0.02)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+    return peak_rss, peak_anon
+
+
+def process_tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def status_fields(pid: int) -> dict[str, int]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            fields[name] = int(value.split()[0]) * 1024
+    return fields
+
+
+def memory_rows(folder: Path, images: Path, distinct: int, per_class_sizes: list[int], size: int) -> list[Row]:
+    """Peak memory of the real prepare and extract_features stages on a small and a large set."""
+    import keras
+    import yaml
+
+    base_file = folder / "small_base.keras"
+    # A small convolutional base: what is measured is the stages' streaming, not the base.
+    pixels = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(16, 3, strides=4, activation="relu")(keras.layers.Rescaling(1 / 255)(pixels))
+    x = keras.layers.Conv2D(32, 3, strides=4, activation="relu", name="last_conv")(x)
+    keras.Model(pixels, x).save(base_file)
+    measured = {}
+    for per_class in per_class_sizes:
+        work = folder / f"set_{per_class}"
+        work.mkdir()
+        cwd = os.getcwd()
+        os.chdir(work)
+        try:
+            held_out = max(per_class // 50, 10)  # validation and test: 2% each, as a user might set
+            lay_out_split(images, "train", per_class - 2 * held_out, cycle=distinct)
+            lay_out_split(images, "validation", held_out, start=per_class - 2 * held_out, cycle=distinct)
+            lay_out_split(images, "test", held_out, start=per_class - held_out, cycle=distinct)
+            write_manifest(work)
+            params = yaml.safe_load((ROOT / "params.yaml").read_text())
+            params["data"].update(image_size=size)
+            params["base"].update(name=str(base_file), weights=None, fine_tune_from="last_conv")
+            (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            for stage in ("prepare", "load_base", "extract_features"):
+                measured[(per_class, stage)] = peak_memory([sys.executable, "-m", f"stages.{stage}"], work)
+            data_bytes = sum(path.stat().st_size for path in (work / "data/prepared").glob("*_images.npy"))
+            measured[(per_class, "data")] = data_bytes
+        finally:
+            os.chdir(cwd)
+    small, large = per_class_sizes
+    rows = []
+    for stage in ("prepare", "extract_features"):
+        (small_rss, small_anon), (large_rss, large_anon) = measured[(small, stage)], measured[(large, stage)]
+        rows.append(Row(
+            f"memory: {stage}", f"{mib(large_rss)} peak RSS at {2 * large:,} images",
+            f"{mib(small_rss)} at {2 * small:,} images", small_rss / large_rss, 0.5,
+            f"anonymous {mib(small_anon)} -> {mib(large_anon)}; prepared arrays {mib(measured[(small, 'data')])} -> "
+            f"{mib(measured[(large, 'data')])}",
+        ))
+    return rows
+
+
+def write_manifest(work: Path) -> None:
+    import csv
+
+    rows = []
+    for path in sorted((work / "data/split").rglob("*.jpg")):
+        split, label, name = path.relative_to(work / "data/split").parts
+        rows.append({"split": split, "label": label, "index": name.split(".")[1], "path": f"{split}/{label}/{name}",
+                     "sha256": ""})
+    with open(work / "data/split/manifest.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["split", "label", "index", "path", "sha256"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def print_table(rows: list[Row], source: str, base_name: str) -> None:
+    print(f"\nBenchmark on {os.cpu_count()} cores; {source}; base: {base_name}\n")
+    print("| measure | ours | reference | ratio | target | |")
+    print("|---|---|---|---:|---:|---|")
+    for row in rows:
+        print(f"| {row.name} | {row.ours} | {row.reference} | {row.ratio:.2f}x | >= {row.target}x | "
+              f"{'met' if row.met else 'NOT MET'} |")
+    print()
+    for row in rows:
+        if row.note:
+            print(f"- {row.name}: {row.note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sets: checks the benchmark runs, not the numbers")
+    parser.add_argument("--size", type=int, default=150, help="image size (default 150, the book's)")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    per_class = 50 if args.quick else 500  # prepare, extract_features, train_frozen
+    large = 500 if args.quick else 12_500  # per class, for the memory rows: 25,000 images
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cwd = os.getcwd()
+    try:
+        images, source = source_images(work / "generated", max(per_class, 24))
+        rows = []
+        throughput = work / "throughput"
+        throughput.mkdir()
+        os.chdir(throughput)
+        split_rows = lay_out_split(images, "train", per_class)
+        rows.append(bench_prepare(split_rows, args.size))
+
+        from stages.common.images import load_prepared
+        from stages.common.models import set_seed
+
+        set_seed(0)  # as every stage: seeded, TensorFlow op determinism on
+        base, mode, base_name = load_base()
+        prepared, labels = load_prepared("train")
+        rows.append(bench_extract(prepared, base, mode, 32, throughput / "features.npy"))
+        rows += bench_train_frozen(prepared, labels, base, mode, 20, seed=0)
+        os.chdir(cwd)
+
+        rows.append(bench_dvc(tiny_repo(work / "dvc_repo", images, 24 if args.quick else per_class)))
+        rows += memory_rows(work / "memory", images, per_class, [50 if args.quick else 500, large], args.size)
+        print_table(rows, source, base_name)
+    finally:
+        os.chdir(cwd)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
