@@ -397,42 +397,48 @@ def print_table(rows: list[Row], source: str, base_name: str) -> None:
             print(f"- {row.name}: {row.note}")
 
 
+PARTS = ("throughput", "dvc", "memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sets: checks the benchmark runs, not the numbers")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts (repeatable)")
     parser.add_argument("--size", type=int, default=150, help="image size (default 150, the book's)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
-    per_class = 50 if args.quick else 500  # prepare, extract_features, train_frozen
+    parts = args.only or PARTS
+    per_class = 50 if args.quick else 500  # prepare, extract_features, train_frozen: 1,000 images
     large = 500 if args.quick else 12_500  # per class, for the memory rows: 25,000 images
-    rounds = 1 if args.quick else 3
+    rounds = 1 if args.quick else 5
 
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cwd = os.getcwd()
+    rows, base_name = Rows(), "-"
     try:
         images, source = source_images(work / "generated", max(per_class, 24))
-        rows = Rows()
-        throughput = work / "throughput"
-        throughput.mkdir()
-        os.chdir(throughput)
-        split_rows = lay_out_split(images, "train", per_class)
-        rows.append(bench_prepare(split_rows, args.size, rounds))
+        if "throughput" in parts:
+            throughput = work / "throughput"
+            throughput.mkdir()
+            os.chdir(throughput)
+            rows.append(bench_prepare(lay_out_split(images, "train", per_class), args.size, rounds))
 
-        from stages.common.images import load_prepared
-        from stages.common.models import set_seed
+            from stages.common.images import load_prepared
+            from stages.common.models import set_seed
 
-        set_seed(0)  # as every stage: seeded, TensorFlow op determinism on
-        base, mode, base_name = load_base()
-        prepared, labels = load_prepared("train")
-        rows.append(bench_extract(prepared, base, mode, 32, throughput / "features.npy", rounds))
-        rows += bench_train_frozen(prepared, labels, base, mode, 20, seed=0, rounds=rounds)
-        os.chdir(cwd)
-
-        rows.append(bench_dvc(tiny_repo(work / "dvc_repo", images, 24 if args.quick else per_class), rounds + 2))
-        rows += memory_rows(work / "memory", images, per_class, [50 if args.quick else 500, large], args.size)
+            set_seed(0)  # as every stage: seeded, TensorFlow op determinism on
+            base, mode, base_name = load_base()
+            prepared, labels = load_prepared("train")
+            rows.append(bench_extract(prepared, base, mode, 32, throughput / "features.npy", rounds))
+            rows += bench_train_frozen(prepared, labels, base, mode, 20, seed=0, rounds=rounds)
+            os.chdir(cwd)
+        if "dvc" in parts:
+            rows.append(bench_dvc(tiny_repo(work / "dvc_repo", images, 24 if args.quick else per_class), rounds))
+        if "memory" in parts:
+            rows += memory_rows(work / "memory", images, per_class, [50 if args.quick else 500, large], args.size)
         print_table(rows, source, base_name)
     finally:
         os.chdir(cwd)

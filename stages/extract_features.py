@@ -8,18 +8,25 @@ matter here, so changing training params downstream never reruns this stage.
 import numpy as np
 
 from stages.common.cli import run_stage
-from stages.common.images import load_prepared
+from stages.common.images import load_prepared, release
 from stages.common.layout import BASE_MODEL, FEATURES_DIR
 from stages.common.models import feature_extractor, load_model, predict_batches, preprocessing_mode
 from stages.common.params import SPLITS, load_params
 
 
+RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages
+
+
 def extract(extractor, images: np.ndarray, batch_size: int, out_path) -> None:
-    """Stream features batch by batch into a memory-mapped .npy file."""
+    """Stream features batch by batch into a memory-mapped .npy file; resident memory
+    stays bounded by RELEASE_EVERY images, whatever the size of the split."""
     shape = (len(images), *extractor.output_shape[1:])
     features = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=shape)
     for start, output in predict_batches(extractor, images, batch_size):
         features[start : start + len(output)] = output
+        if (start + len(output)) // RELEASE_EVERY > start // RELEASE_EVERY:
+            release(features)
+            release(images)
     features.flush()
 
 

@@ -25,7 +25,7 @@ from stages.common.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLIT_MAN
 from stages.common.params import SPLITS, load_params
 from stages.common.raw_images import LABELS
 
-CHUNK = 16  # images per task sent to a worker process
+CHUNK = 16  # images per task given to a worker process
 
 
 def read_split_manifest() -> dict[str, list[dict]]:
@@ -38,39 +38,47 @@ def read_split_manifest() -> dict[str, list[dict]]:
     return rows
 
 
-def _decode_file(task: tuple[str, int]):
-    path, size = task
-    try:
-        with open(path, "rb") as file:
-            return decode_image(file.read(), size), None
-    except (OSError, BadImage) as err:
-        return None, str(err)
+def _decode_into(task: tuple[str, int, list[str], int]) -> list[tuple[int, str]]:
+    """In a worker process: decode a run of images straight into rows of the split's
+    memory-mapped array (no pixels travel between processes); return (row, error) for each failure."""
+    images_path, first_row, paths, size = task
+    images = np.load(images_path, mmap_mode="r+")
+    errors = []
+    for row, path in enumerate(paths, start=first_row):
+        try:
+            with open(path, "rb") as file:
+                images[row] = decode_image(file.read(), size)
+        except (OSError, BadImage) as err:
+            errors.append((row, str(err)))
+    images.flush()
+    return errors
 
 
 def prepare_split(split: str, rows: list[dict], size: int, pool) -> tuple[list[dict], list[dict]]:
     """Decode `rows` into the split's .npy files; return (kept rows, bad rows with their error)."""
     images_path, labels_path = prepared_paths(split)
-    images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
-    kept, bad = [], []
-    tasks = [(str(SPLIT_DIR / row["path"]), size) for row in rows]
-    for row, (pixels, error) in zip(rows, pool.map(_decode_file, tasks, chunksize=CHUNK)):
-        if error is not None:
-            bad.append({**row, "error": error})
-            continue
-        images[len(kept)] = pixels
-        kept.append(row)
-    images.flush()
-    del images
-    if bad:  # shrink the file to the rows actually written
-        written = np.load(images_path, mmap_mode="r")[: len(kept)]
-        shrunk = np.lib.format.open_memmap(f"{images_path}.tmp", mode="w+", dtype=np.uint8, shape=written.shape)
-        shrunk[:] = written
-        shrunk.flush()
-        del shrunk, written
-        os.replace(f"{images_path}.tmp", images_path)
+    np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3)).flush()
+    paths = [str(SPLIT_DIR / row["path"]) for row in rows]
+    tasks = [(str(images_path), start, paths[start : start + CHUNK], size) for start in range(0, len(rows), CHUNK)]
+    errors = dict(error for errors in pool.map(_decode_into, tasks) for error in errors)
+    kept = [row for i, row in enumerate(rows) if i not in errors]
+    bad = [{**row, "error": errors[i]} for i, row in enumerate(rows) if i in errors]
+    if bad:
+        keep_rows(images_path, [i for i in range(len(rows)) if i not in errors])
     labels = np.array([LABELS.index(row["label"]) for row in kept], dtype=np.uint8)
     np.save(labels_path, labels)
     return kept, bad
+
+
+def keep_rows(path, rows: list[int]) -> None:
+    """Rewrite a .npy array with only `rows`, a chunk at a time (memory stays bounded)."""
+    source = np.load(path, mmap_mode="r")
+    target = np.lib.format.open_memmap(f"{path}.tmp", mode="w+", dtype=source.dtype, shape=(len(rows), *source.shape[1:]))
+    for start in range(0, len(rows), 256):
+        target[start : start + 256] = source[rows[start : start + 256]]
+    target.flush()
+    del source, target
+    os.replace(f"{path}.tmp", path)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def prepared_paths(split: str, folder: Path = PREPARED_DIR) -> tuple[Path, Path]:
     return folder / f"{split}_images.npy", folder / f"{split}_labels.npy"
+
+
+def release(array: np.ndarray) -> None:
+    """Drop a memory-mapped array's pages from this process's resident memory, after
+    writing any changed ones to the file. The data stays in the OS page cache, so reading
+    it again is cheap; only what the process holds on to shrinks. No-op for other arrays."""
+    mapping = getattr(array, "_mmap", None)  # numpy.memmap's mmap object, shared by its slices
+    if mapping is None:
+        return
+    mapping.flush()
+    mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def load_prepared(split: str, folder: Path = PREPARED_DIR) -> tuple[np.ndarray, np.ndarray]:

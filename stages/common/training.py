@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from dvclive import Live
 
-from stages.common.images import load_prepared
+from stages.common.images import load_prepared, release
 from stages.common.cli import StageError
 from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
 from stages.common.models import set_seed
@@ -59,9 +59,12 @@ def array_batches(images, labels, batch_size: int, seed: int | None = None, firs
     def generate():  # tf.data calls this once per pass over the data
         epoch = next(epochs)
         order = np.random.default_rng((seed, epoch)).permutation(len(labels)) if seed is not None else np.arange(len(labels))
-        for start in range(0, len(labels), batch_size):
+        for number, start in enumerate(range(0, len(labels), batch_size)):
             rows = np.sort(order[start : start + batch_size])  # sorted rows read a memory map sequentially
             yield images[rows], labels[rows]
+            if number % 64 == 63:
+                release(images)  # resident memory bounded by batches, not by the split
+        release(images)
 
     signature = (
         tf.TensorSpec((None, *images.shape[1:]), tf.as_dtype(images.dtype)),
