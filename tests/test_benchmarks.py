@@ -67,5 +67,6 @@ def test_a_large_split_is_laid_out_from_few_distinct_images(tmp_path, monkeypatc
 
 
 def test_a_row_meets_its_target_at_or_above_it():
-    assert Row("x", "", "", 1.7, 1.7).met
-    assert not Row("x", "", "", 0.74, 0.75).met
+    assert Row("x", "", "", 1.7, 1.7).met and Row("x", "", "", 1.7, 1.7).verdict == "met"
+    assert Row("x", "", "", 0.74, 0.75).verdict == "NOT MET"
+    assert Row("x", "", "", 0.5, None).verdict == "-"  # measured for information only
