@@ -38,28 +38,39 @@ def read_split_manifest() -> dict[str, list[dict]]:
     return rows
 
 
-def _decode_into(task: tuple[str, int, list[str], int]) -> list[tuple[int, str]]:
-    """In a worker process: decode a run of images straight into rows of the split's
-    memory-mapped array (no pixels travel between processes); return (row, error) for each failure."""
-    images_path, first_row, paths, size = task
-    images = np.load(images_path, mmap_mode="r+")
+def _decode_into(task: tuple[str, int, int, list[str], int]) -> list[tuple[int, str]]:
+    """In a worker process: decode a run of images and write each straight into its row of
+    the split's .npy file (no pixels travel between processes; plain writes measured faster
+    than a memory map here); return (row, error) for each image that cannot be decoded."""
+    images_path, data_offset, first_row, paths, size = task
+    row_bytes = size * size * 3
     errors = []
-    for row, path in enumerate(paths, start=first_row):
-        try:
-            with open(path, "rb") as file:
-                images[row] = decode_image(file.read(), size)
-        except (OSError, BadImage) as err:
-            errors.append((row, str(err)))
-    images.flush()
+    descriptor = os.open(images_path, os.O_WRONLY)
+    try:
+        for row, path in enumerate(paths, start=first_row):
+            try:
+                with open(path, "rb") as file:
+                    pixels = decode_image(file.read(), size)
+            except (OSError, BadImage) as err:
+                errors.append((row, str(err)))
+                continue
+            os.pwrite(descriptor, pixels.tobytes(), data_offset + row * row_bytes)
+    finally:
+        os.close(descriptor)
     return errors
 
 
 def prepare_split(split: str, rows: list[dict], size: int, pool) -> tuple[list[dict], list[dict]]:
     """Decode `rows` into the split's .npy files; return (kept rows, bad rows with their error)."""
     images_path, labels_path = prepared_paths(split)
-    np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3)).flush()
+    created = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
+    data_offset = created.offset  # the .npy header's length: where row 0 starts
+    del created
     paths = [str(SPLIT_DIR / row["path"]) for row in rows]
-    tasks = [(str(images_path), start, paths[start : start + CHUNK], size) for start in range(0, len(rows), CHUNK)]
+    tasks = [
+        (str(images_path), data_offset, start, paths[start : start + CHUNK], size)
+        for start in range(0, len(rows), CHUNK)
+    ]
     errors = dict(error for errors in pool.map(_decode_into, tasks) for error in errors)
     kept = [row for i, row in enumerate(rows) if i not in errors]
     bad = [{**row, "error": errors[i]} for i, row in enumerate(rows) if i in errors]

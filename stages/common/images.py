@@ -46,14 +46,15 @@ def prepared_paths(split: str, folder: Path = PREPARED_DIR) -> tuple[Path, Path]
 
 
 def release(array: np.ndarray) -> None:
-    """Drop a memory-mapped array's pages from this process's resident memory, after
-    writing any changed ones to the file. The data stays in the OS page cache, so reading
-    it again is cheap; only what the process holds on to shrinks. No-op for other arrays."""
+    """Drop a memory-mapped array's pages from this process's resident memory.
+
+    The pages stay in the OS page cache, written ones included (the maps are shared, so
+    nothing is lost and nothing needs a slow msync): reading them again is cheap, only what
+    the process holds on to shrinks. No-op for arrays that are not memory maps.
+    """
     mapping = getattr(array, "_mmap", None)  # numpy.memmap's mmap object, shared by its slices
-    if mapping is None:
-        return
-    mapping.flush()
-    mapping.madvise(mmap.MADV_DONTNEED)
+    if mapping is not None:
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def load_prepared(split: str, folder: Path = PREPARED_DIR) -> tuple[np.ndarray, np.ndarray]:
