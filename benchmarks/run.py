@@ -1,6 +1,6 @@
 """How close each stage runs to what this machine can do, as ratios (`make bench`).
 
-    python -m benchmarks.run            # the full run (about 10 minutes on 2 cores)
+    python -m benchmarks.run            # the full run (about 11 minutes on 2 cores)
     python -m benchmarks.run --quick    # smaller sets: a smoke test of the benchmark itself
 
 Every row compares the stage's own code path with a reference on the same images, in

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import TINY_PARAMS, new_tiny_repo, out_hashes, set_params, stages_run
+from conftest import new_tiny_repo, out_hashes, set_params, stages_run
 
 pytestmark = pytest.mark.e2e
 
