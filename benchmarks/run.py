@@ -280,19 +280,21 @@ def tiny_repo(folder: Path, raw_images: Path, raw_count: int) -> Path:
 
 def peak_memory(command: list[str], cwd: Path) -> tuple[int, int]:
     """Run `command`; (peak resident bytes, peak anonymous bytes) of its process tree, sampled every 20 ms."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
-    peak_rss = peak_anon = 0
-    while process.poll() is None:
-        rss = anon = 0
-        for pid in process_tree(process.pid):
-            fields = status_fields(pid)
-            rss += fields.get("VmRSS", 0)
-            anon += fields.get("RssAnon", 0)
-        peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
-        time.sleep(0.02)
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty command cannot fill it and stall
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+        peak_rss = peak_anon = 0
+        while process.poll() is None:
+            rss = anon = 0
+            for pid in process_tree(process.pid):
+                fields = status_fields(pid)
+                rss += fields.get("VmRSS", 0)
+                anon += fields.get("RssAnon", 0)
+            peak_rss, peak_anon = max(peak_rss, rss), max(peak_anon, anon)
+            time.sleep(0.02)
+        if process.returncode:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{errors.read().decode()[-2000:]}")
     return peak_rss, peak_anon
 
 

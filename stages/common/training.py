@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 from dvclive import Live
 
-from stages.common.images import load_prepared, release
 from stages.common.cli import StageError
+from stages.common.images import load_prepared, release
 from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
 from stages.common.models import set_seed
 from stages.common.params import PARAMS_FILE, RunParams
