@@ -42,6 +42,10 @@ TINY_PARAMS = {
     ("train_scratch_augmented", "batch_size"): 8,
 }
 RAW_IMAGES_PER_CLASS = 24
+ALL_STAGES = {
+    "split", "prepare", "load_base", "extract_features", "train_classifier",
+    "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate",
+}
 
 
 def project_files() -> list[str]:
@@ -124,6 +128,20 @@ def make_repo(path: Path, params: dict) -> Repo:
     repo.dvc("add", "data/raw")  # as the README says: the raw images are DVC's, data/raw.dvc is git's
     repo.commit("project copy for tests")
     return repo
+
+
+@pytest.fixture
+def op_determinism_off():
+    """Op determinism is process-wide (set_seed turns it on, and set_seed(deterministic=False)
+    leaves it as it is; a stage is one process) and Keras refuses jit_compile=True under it:
+    turn it off for the test, then back to how it was."""
+    from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf_config.enable_op_determinism()
 
 
 @pytest.fixture(scope="session")

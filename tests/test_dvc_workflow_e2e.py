@@ -17,15 +17,9 @@ import time
 
 import pytest
 
-from conftest import new_tiny_repo, out_hashes, set_params, stages_run
+from conftest import ALL_STAGES, new_tiny_repo, out_hashes, set_params, stages_run
 
 pytestmark = pytest.mark.e2e
-
-ALL_STAGES = {
-    "split", "prepare", "load_base", "extract_features", "train_classifier",
-    "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate",
-}
-
 
 def changed_metrics(diff: dict, path: str) -> set[str]:
     return set(diff.get(path, {}))

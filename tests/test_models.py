@@ -12,7 +12,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
 from stages import train_frozen
 from stages.common import models
@@ -337,17 +336,6 @@ def test_a_failed_save_keeps_the_previous_model_file(how, error, tmp_path, monke
 
 
 # --- compile_binary ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def op_determinism_off():
-    """Keras refuses jit_compile=True while TensorFlow op determinism is on (set_seed turns it on,
-    process-wide): turn it off for the test, then back to how it was."""
-    was_on = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
-    yield
-    if was_on:
-        tf_config.enable_op_determinism()
 
 
 def test_compile_binary_passes_jit_compile_through(op_determinism_off):

@@ -13,17 +13,13 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import SHARED_IMAGES, TINY_PARAMS, set_params
+from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params
 from PIL import Image
 from stages.common.layout import MODEL_STAGES
 from stages.common.models import load_model
 
 pytestmark = pytest.mark.e2e
 
-ALL_STAGES = [
-    "split", "prepare", "load_base", "extract_features", "train_classifier",
-    "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate",
-]
 METRIC_KEYS = {"accuracy", "loss", "auc", "precision", "recall"}
 
 

@@ -501,17 +501,6 @@ def test_a_fit_whose_validation_loss_is_never_a_number_stops_with_a_clear_error(
         fit(tiny_model(0.1), "demo", (train_x, train_y), (val_x, val_y), epochs=2, batch_size=16, seed=0, resume=True)
 
 
-@pytest.fixture
-def op_determinism_off():
-    """Op determinism is process-wide and set_seed(deterministic=False) leaves it as it is (a stage is one
-    process); turn it off for the test, then back to how it was."""
-    was_on = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
-    yield
-    if was_on:
-        tf_config.enable_op_determinism()
-
-
 def test_without_determinism_jit_compile_asked_in_the_scope_is_kept(op_determinism_off):
     run = run_params(deterministic=False, jit_compile=True)
     with model_scope(run, seed=0):

@@ -275,9 +275,8 @@ def save_model(model: keras.Model, path: Path) -> None:
 
     Keras writes the save time into the archive (metadata.json and the zip entries'
     dates) and memory addresses into config.json; without them, identical runs give
-    identical hashes in dvc.lock. The file
-    appears under its name only once complete, so an interrupted stage leaves no
-    model that looks finished.
+    identical hashes in dvc.lock. The file appears under its name only once complete,
+    so an interrupted stage leaves no model that looks finished.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
