@@ -26,6 +26,7 @@ random weights (the same amount of work as with ImageNet's).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_IMAGES = SHARED / "datasets/dogs-vs-cats/train"
 SHARED_BASE = SHARED / "models/efficientnet_lite0_notop.keras"
-LABELS = ("cat", "dog")
+CLASSES = ("cat", "dog")
 
 
 @dataclass
@@ -91,7 +92,7 @@ def source_images(folder: Path, per_class: int) -> tuple[Path, str, int]:
     from tools.make_demo_data import draw
 
     folder.mkdir(parents=True, exist_ok=True)
-    for label in LABELS:
+    for label in CLASSES:
         for index in range(per_class):
             draw(label, index, 200, seed=0).save(folder / f"{label}.{index}.jpg", quality=90)
     return folder, "generated images (tools/make_demo_data.py, 200x200)", per_class
@@ -103,14 +104,14 @@ def lay_out_split(images: Path, split: str, per_class: int, start: int = 0, cycl
     With `cycle`, index N links to image N % cycle: a large set from few distinct files.
     """
     rows = []
-    for label in LABELS:
+    for label in CLASSES:
         folder = Path("data/split") / split / label
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(start, start + per_class):
             name = f"{label}.{index}.jpg"
             source = images / f"{label}.{index % cycle if cycle else index}.jpg"
             (folder / name).symlink_to(source.resolve())
-            rows.append({"split": split, "label": label, "index": str(index), "path": f"{split}/{label}/{name}"})
+            rows.append({"split": split, "label": label, "class": label, "path": f"{split}/{label}/{name}", "source": name})
     return rows
 
 
@@ -142,7 +143,7 @@ def bench_prepare(split: str, rows: list[dict], size: int, rounds: int) -> Row:
 
     def stage():
         with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:  # as the stage does, start-up included
-            prepare_split(split, rows, size, pool)
+            prepare_split(split, rows, size, list(CLASSES), pool)
 
     seconds = best_of(rounds, {"plain": plain_loop, "stage": stage})
     return Row(
@@ -186,7 +187,7 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     import numpy as np
     import tensorflow as tf
 
-    from stages.common.models import augmentation, compile_binary, dense_classifier, freeze, with_classifier
+    from stages.common.models import augmentation, compile_model, dense_classifier, freeze, with_classifier
     from stages.common.params import load_params
     from stages.common.training import array_batches
 
@@ -196,14 +197,14 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     features_shape = base.compute_output_shape((None, size, size, 3))[1:]
 
     def model(augment: bool) -> keras.Model:
-        head = dense_classifier(features_shape, params.head)
+        head = dense_classifier(features_shape, params.head, len(CLASSES))
         built = with_classifier(base, head, size, mode, augmentation(params.augmentation, seed) if augment else None)
-        compile_binary(built, 2e-5)
+        compile_model(built, 2e-5)
         return built
 
     tensors = tf.constant(np.asarray(images, np.float32)), tf.constant(labels.astype(np.float32))
     from_directory = keras.utils.image_dataset_from_directory(
-        "data/split/train", labels="inferred", label_mode="binary", class_names=list(LABELS),
+        "data/split/train", labels="inferred", label_mode="binary", class_names=list(CLASSES),
         image_size=(size, size), batch_size=batch_size, shuffle=True, seed=seed, verbose=False,
     )
     runs = {  # (model, one epoch of its data)
@@ -254,7 +255,7 @@ def tiny_repo(folder: Path, raw_images: Path, raw_count: int) -> Path:
         shutil.copy2(ROOT / name, target)
     raw = folder / "data/raw"
     raw.mkdir(parents=True)
-    for label in LABELS:
+    for label in CLASSES:
         for index in range(raw_count):
             shutil.copy2(raw_images / f"{label}.{index}.jpg", raw)
     params = yaml.safe_load((folder / "params.yaml").read_text())
@@ -377,12 +378,13 @@ def write_manifest(work: Path) -> None:
     rows = []
     for path in sorted((work / "data/split").rglob("*.jpg")):
         split, label, name = path.relative_to(work / "data/split").parts
-        rows.append({"split": split, "label": label, "index": name.split(".")[1], "path": f"{split}/{label}/{name}",
-                     "sha256": ""})
+        rows.append({"split": split, "label": label, "class": label, "path": f"{split}/{label}/{name}",
+                     "source": name, "sha256": ""})
     with open(work / "data/split/manifest.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["split", "label", "index", "path", "sha256"])
+        writer = csv.DictWriter(file, fieldnames=["split", "label", "class", "path", "source", "sha256"])
         writer.writeheader()
         writer.writerows(rows)
+    (work / "data/classes.json").write_text(json.dumps(list(CLASSES)))
 
 
 def mib(n: int) -> str:
@@ -438,7 +440,7 @@ def main() -> None:
             book_split = lay_out_split(images, "test", 4 * per_class, cycle=distinct)
             rows.append(bench_prepare("test", book_split, args.size, rounds))
             with ProcessPoolExecutor() as pool:
-                prepare_split("train", lay_out_split(images, "train", per_class), args.size, pool)
+                prepare_split("train", lay_out_split(images, "train", per_class), args.size, list(CLASSES), pool)
 
             from stages.common.images import load_prepared
             from stages.common.models import set_seed

@@ -1,38 +1,77 @@
 """Stage `evaluate`: every model on the test split, in one table, with plots, pictures and a report.
 
-Writes metrics/evaluate.json ({model: {accuracy, loss, auc, precision, recall}}, so
-`dvc metrics show` prints the table and `dvc metrics diff` compares it), per-model
-predictions and ROC points under metrics/evaluate/ (DVC's confusion and ROC plots),
+Writes metrics/evaluate.json ({model: {metric: value}}, so `dvc metrics show` prints the
+table and `dvc metrics diff` compares it: accuracy, loss, AUC, macro precision, recall and
+F1, top-k accuracy when there are more than k classes, and for two classes the precision and
+recall of label 1), each model's predictions under metrics/evaluate/predictions/ (DVC's
+confusion matrices) and its ROC points under metrics/evaluate/roc/ (for more than two classes
+the micro-averaged one-vs-rest curve),
 pictures of the fine-tuned model's worst mistakes and Grad-CAM heatmaps, and
-metrics/report.md with the table beside the book's accuracies.
+metrics/report.md, with the book's accuracies beside ours when the classes are Dogs vs. Cats.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 
-from stages.common.book import BOOK_ACCURACY
-from stages.common.cli import run_stage
-from stages.common.evaluation import binary_metrics, roc_curve
+from stages.common.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
+from stages.common.classes import read_classes
+from stages.common.cli import StageError, run_stage
+from stages.common.evaluation import (
+    classification_metrics,
+    confusion,
+    most_confused,
+    per_class_scores,
+    predicted_classes,
+    roc_curve,
+)
 from stages.common.images import load_prepared
-from stages.common.layout import EVALUATION_DIR, EVALUATION_METRICS, MODEL_STAGES, PREPARED_DIR, REPORT, model_path
-from stages.common.models import load_model, predict_p_dog
+from stages.common.layout import (
+    CLASSES_FILE,
+    EVALUATION_DIR,
+    EVALUATION_METRICS,
+    MODEL_STAGES,
+    PREPARED_DIR,
+    REPORT,
+    model_path,
+)
 from stages.common.params import Params, load_params
-from stages.common.pictures import grad_cam_figure, most_wrong_gallery
-from stages.common.raw_images import LABELS
+from stages.common.pictures import GRADCAM_CLASSES, grad_cam_figure, grad_cam_rows, most_wrong_gallery
+from stages.common.prediction import predict_probabilities
+from stages.common.saving import load_model, saved_class_names
 
-EXPLAINED_MODEL = "fine_tuned"  # the model the pictures are about
-
-
-def test_image_names() -> list[str]:
-    with open(PREPARED_DIR / "manifest.csv", newline="") as file:
-        return [f"{row['label']}.{row['index']}.jpg" for row in csv.DictReader(file) if row["split"] == "test"]
+EXPLAINED_MODEL = "fine_tuned"  # the model the pictures, the per-class table and the confused pairs are about
+CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed in the report
+LISTED_CLASSES = 10  # up to this many classes, the report's first line counts each class's test images
 
 
-def write_rows(path, header, rows) -> None:
+def manifest_test_paths(count: int) -> list[str]:
+    """The test images' paths (as under data/split), in the order of test_images.npy."""
+    manifest = PREPARED_DIR / "manifest.csv"
+    with open(manifest, newline="") as file:
+        rows = sorted((int(row["row"]), row["path"]) for row in csv.DictReader(file) if row["split"] == "test")
+    if len(rows) != count:
+        raise StageError(
+            f"{manifest} lists {len(rows)} test images but the test arrays hold {count}: run `dvc repro prepare`"
+        )
+    return [path for _, path in rows]
+
+
+def check_classes(path: Path, probabilities: np.ndarray, class_names: list[str]) -> None:
+    """A model trained on other classes would be scored against the wrong names."""
+    saved = saved_class_names(path)
+    if probabilities.shape[1] != len(class_names) or saved not in (None, class_names):
+        raise StageError(
+            f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: "
+            f"run `dvc repro` to retrain it"
+        )
+
+
+def write_rows(path: Path, header, rows) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
@@ -40,51 +79,182 @@ def write_rows(path, header, rows) -> None:
         writer.writerows(rows)
 
 
-def report(params: Params, results: dict, labels: np.ndarray, wrong: int) -> str:
-    cats, dogs = int(np.sum(labels == 0)), int(np.sum(labels == 1))
-    lines = [
-        "# Dogs vs. Cats: test results",
-        "",
-        f"Written by stage `evaluate` from {len(labels)} test images ({cats} cats, {dogs} dogs) "
-        f"at {params.data.image_size}x{params.data.image_size}; do not edit, run `dvc repro`.",
-        "",
-        "| model | test accuracy | AUC | precision | recall | loss | book 1st ed. | book 2nd ed. |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+def write_predictions(name: str, paths, labels, predicted, probabilities, class_names) -> None:
+    """One row per test image; `probability` is the model's probability of the class it predicts."""
+    write_rows(
+        EVALUATION_DIR / "predictions" / f"{name}.csv",
+        ("image", "actual", "predicted", "probability"),
+        [
+            (path, class_names[actual], class_names[guess], f"{row[guess]:.6f}")
+            for path, actual, guess, row in zip(paths, labels, predicted, probabilities)
+        ],
+    )
+
+
+ROC_POINTS = 1000  # plenty for a smooth curve; 5,000 test images of 10 classes make 50,000 decisions
+
+
+def write_roc(name: str, labels: np.ndarray, probabilities: np.ndarray) -> None:
+    """Two classes: the ROC curve of P(label 1). More: the micro-averaged one-vs-rest curve, each
+    (image, class) pair one yes/no decision, so that one chart still compares the five models."""
+    if probabilities.shape[1] == 2:
+        fpr, tpr, thresholds = roc_curve(labels, probabilities[:, 1])
+    else:
+        fpr, tpr, thresholds = roc_curve(np.eye(probabilities.shape[1])[labels].ravel(), probabilities.ravel())
+    shown = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))  # ends kept
+    write_rows(
+        EVALUATION_DIR / "roc" / f"{name}.csv",
+        ("fpr", "tpr", "threshold"),
+        [(f"{fpr[i]:.6f}", f"{tpr[i]:.6f}", f"{min(thresholds[i], 1.0):.6f}") for i in shown],
+    )
+
+
+# --- the report ---
+
+
+def markdown_table(header, rows, text_columns: int = 1) -> list[str]:
+    """Text in the first columns, numbers (right-aligned) in the others."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * text_columns + "---:|" * (len(header) - text_columns),
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
     ]
-    for name, m in results.items():
-        first, second = BOOK_ACCURACY[name]
-        lines.append(
-            f"| {name} | {m['accuracy']:.3f} | {m['auc']:.3f} | {m['precision']:.3f} | {m['recall']:.3f} "
-            f"| {m['loss']:.3f} | {first:.3f} | {second:.3f} |"
-        )
-    split = params.data.split
+
+
+def column_title(key: str, class_names: list[str]) -> str:
+    if key in ("precision", "recall"):  # two classes: of label 1
+        return f"{key} ({class_names[1]})"
+    return {"auc": "AUC", "macro_f1": "macro F1"}.get(key, key.replace("_", " ").replace("top ", "top-"))
+
+
+def results_table(results: dict, class_names: list[str]) -> list[str]:
+    keys = list(next(iter(results.values())))
+    book = compares_with_book(class_names)
+    header = ["model", *(column_title(key, class_names) for key in keys), *(BOOK_COLUMNS if book else ())]
+    rows = [
+        [name, *(f"{metrics[key]:.3f}" for key in keys), *(f"{a:.3f}" for a in BOOK_ACCURACY[name] if book)]
+        for name, metrics in results.items()
+    ]
+    return markdown_table(header, rows) + (["", BOOK_NOTE] if book else [])
+
+
+def per_class_tables(counts: dict, class_names: list[str]) -> list[str]:
+    explained = per_class_scores(counts[EXPLAINED_MODEL])
+    f1 = {name: per_class_scores(model_counts)["f1"] for name, model_counts in counts.items()}
+    return [
+        f"### {EXPLAINED_MODEL}",
+        "",
+        *markdown_table(
+            ["class", "precision", "recall", "F1", "test images"],
+            [
+                [name, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", n]
+                for name, p, r, f, n in zip(
+                    class_names, explained["precision"], explained["recall"], explained["f1"], explained["support"]
+                )
+            ],
+        ),
+        "",
+        "### F1, every model",
+        "",
+        *markdown_table(
+            ["class", *counts],
+            [[name, *(f"{f1[model][c]:.3f}" for model in counts)] for c, name in enumerate(class_names)],
+        ),
+    ]
+
+
+def confused_pairs(counts: np.ndarray, class_names: list[str]) -> list[str]:
+    pairs = most_confused(counts, CONFUSED_PAIRS)
+    if not pairs:
+        return ["No mistakes."]
+    return markdown_table(
+        ["actual", "predicted", "images"], [[class_names[a], class_names[p], n] for a, p, n in pairs], text_columns=2
+    )
+
+
+def share_text(share) -> str:
+    """An index range [start, end) or a fraction of each class."""
+    return f"[{share[0]}, {share[1]})" if isinstance(share, tuple) else f"{share * 100:g}%"
+
+
+def groups_text(groups: dict[str, list[str]]) -> str:
+    return "; ".join(f"{group}: {', '.join(members)}" for group, members in groups.items())
+
+
+def params_lines(params: Params) -> list[str]:
+    data = params.data  # one alias per line: the dvc.yaml test follows `x = params.a`, not tuples
     base = params.base
+    split = data.split
+    shares = (
+        f"train {share_text(split.train)}, validation {share_text(split.validation)}, test {share_text(split.test)}"
+    )
+    lines = [f"- data: `{data.raw_dir}` at {data.image_size}x{data.image_size}, per class {shares}"]
+    if data.classes is not None:
+        lines.append(f"- classes: {', '.join(data.classes)}")
+    if data.class_groups is not None:
+        lines.append(f"- class groups: {groups_text(data.class_groups)}")
+    class_weight = params.training.class_weight
     lines += [
-        "",
-        "The book's columns are its test accuracies with 2,000 training images: 1st edition "
-        "(pixels / 255) and 2nd edition (VGG16's own preprocessing).",
-        "",
-        "## Params",
-        "",
-        f"- data: `{params.data.raw_dir}`, per class train {list(split.train)}, "
-        f"validation {list(split.validation)}, test {list(split.test)}",
         f"- base: `{base.name}`, weights `{base.weights or 'null'}`, preprocessing `{base.preprocessing}`, "
         f"fine-tuned from `{base.fine_tune_from}` at lr {params.lr:g}",
         f"- epochs: classifier {params.train_classifier.epochs}, frozen {params.train_frozen.epochs}, "
         f"fine-tune {params.fine_tune.epochs}, scratch {params.train_scratch.epochs}, "
-        f"scratch augmented {params.train_scratch_augmented.epochs}; seed {params.seed}",
-        "",
-        "## Pictures",
-        "",
-        f"The {EXPLAINED_MODEL} model's most confident mistakes ({wrong} wrong in all):",
+        f"scratch augmented {params.train_scratch_augmented.epochs}; class weights {class_weight or 'none'}; "
+        f"seed {params.seed}",
+    ]
+    return lines
+
+
+def split_summary(labels: np.ndarray, class_names: list[str]) -> str:
+    per_class = np.bincount(labels, minlength=len(class_names))
+    if len(class_names) <= LISTED_CLASSES:
+        return f"{len(labels)} test images ({', '.join(f'{n} {name}' for n, name in zip(per_class, class_names))})"
+    return f"{len(labels)} test images in {len(class_names)} classes ({per_class.min()} to {per_class.max()} per class)"
+
+
+def pictures_lines(class_names: list[str], wrong: int, gradcam_per_class: int) -> list[str]:
+    shown = "each class" if len(class_names) <= GRADCAM_CLASSES else f"each of the first {GRADCAM_CLASSES} classes"
+    return [
+        f"The {EXPLAINED_MODEL} model's most confident mistakes ({wrong} wrong in all), with the true class "
+        f"and the predicted one with its probability:",
         "",
         "![most confident mistakes](evaluate/most_wrong.png)",
         "",
-        "Where it looks (Grad-CAM on the base's last feature map):",
+        f"Where it looks (Grad-CAM of the predicted class on the base's last feature map), "
+        f"the first {gradcam_per_class} test images of {shown}:",
         "",
         "![Grad-CAM heatmaps](evaluate/gradcam.png)",
         "",
-        "Training curves, confusion matrices and ROC curves: `dvc plots show`.",
+        ("Training curves, confusion matrices and ROC curves" if len(class_names) == 2
+         else "Training curves and confusion matrices") + ": `dvc plots show`.",
+    ]
+
+
+def report(params: Params, class_names: list[str], results: dict, counts: dict, labels: np.ndarray, wrong: int) -> str:
+    book = compares_with_book(class_names)
+    title = "Dogs vs. Cats: test results" if book else f"Test results, {len(class_names)} classes"
+    lines = [
+        f"# {title}",
+        "",
+        f"Written by stage `evaluate` from {split_summary(labels, class_names)}; do not edit, run `dvc repro`.",
+        "",
+        *results_table(results, class_names),
+        "",
+        "## Per class",
+        "",
+        *per_class_tables(counts, class_names),
+        "",
+        f"## Most confused ({EXPLAINED_MODEL})",
+        "",
+        *confused_pairs(counts[EXPLAINED_MODEL], class_names),
+        "",
+        "## Params",
+        "",
+        *params_lines(params),
+        "",
+        "## Pictures",
+        "",
+        *pictures_lines(class_names, wrong, params.evaluate.gradcam_per_class),
         "",
     ]
     return "\n".join(lines)
@@ -93,40 +263,36 @@ def report(params: Params, results: dict, labels: np.ndarray, wrong: int) -> str
 def main() -> None:
     params = load_params()
     settings = params.evaluate
+    class_names = read_classes()
     images, labels = load_prepared("test")
-    names = test_image_names()
-    results = {}
+    paths = manifest_test_paths(len(labels))
+    results, counts = {}, {}
     for name in MODEL_STAGES:
         model = load_model(model_path(name))
-        p_dog = predict_p_dog(model, images, settings.batch_size)
-        results[name] = binary_metrics(labels, p_dog)
-        predicted = (p_dog >= 0.5).astype(int)
-        write_rows(
-            EVALUATION_DIR / "predictions" / f"{name}.csv",
-            ("image", "actual", "predicted", "p_dog"),
-            [(n, LABELS[a], LABELS[p], f"{q:.6f}") for n, a, p, q in zip(names, labels, predicted, p_dog)],
-        )
-        fpr, tpr, thresholds = roc_curve(labels, p_dog)
-        write_rows(
-            EVALUATION_DIR / "roc" / f"{name}.csv",
-            ("fpr", "tpr", "threshold"),
-            [(f"{f:.6f}", f"{t:.6f}", f"{h:.6f}") for f, t, h in zip(fpr, tpr, np.minimum(thresholds, 1.0))],
-        )
+        probabilities = predict_probabilities(model, images, settings.batch_size)
+        check_classes(model_path(name), probabilities, class_names)
+        results[name] = classification_metrics(labels, probabilities, settings.top_k)
+        predicted = predicted_classes(probabilities)
+        counts[name] = confusion(labels, predicted, len(class_names))
+        write_predictions(name, paths, labels, predicted, probabilities, class_names)
+        write_roc(name, labels, probabilities)
         if name == EXPLAINED_MODEL:
-            explained = model, p_dog
+            explained = model, probabilities
         print(f"evaluate: {name}: " + ", ".join(f"{key} {value:.4f}" for key, value in results[name].items()))
     EVALUATION_METRICS.write_text(json.dumps(results, indent=2) + "\n")
 
-    model, p_dog = explained
+    model, probabilities = explained
+    names = [Path(path).name for path in paths]
     wrong = most_wrong_gallery(
-        images, labels, p_dog, names, EXPLAINED_MODEL, EVALUATION_DIR / "most_wrong.png", settings.gallery_size
+        images, labels, probabilities, names, class_names, EXPLAINED_MODEL, EVALUATION_DIR / "most_wrong.png",
+        settings.gallery_size,
     )
-    per_class = [np.flatnonzero(labels == label)[: settings.gradcam_per_class] for label in (0, 1)]
-    rows = np.concatenate(per_class)
+    rows = grad_cam_rows(labels, settings.gradcam_per_class)
     grad_cam_figure(
-        model, images[rows], labels[rows], [names[r] for r in rows], EXPLAINED_MODEL, EVALUATION_DIR / "gradcam.png"
+        model, images[rows], labels[rows], [names[r] for r in rows], class_names, EXPLAINED_MODEL,
+        EVALUATION_DIR / "gradcam.png",
     )
-    REPORT.write_text(report(params, results, labels, wrong))
+    REPORT.write_text(report(params, class_names, results, counts, labels, wrong))
 
 
 if __name__ == "__main__":

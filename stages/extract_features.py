@@ -10,8 +10,10 @@ import numpy as np
 from stages.common.cli import run_stage
 from stages.common.images import load_prepared, release
 from stages.common.layout import BASE_MODEL, FEATURES_DIR
-from stages.common.models import feature_extractor, load_model, predict_batches, preprocessing_mode
+from stages.common.models import feature_extractor, preprocessing_mode
 from stages.common.params import SPLITS, load_params
+from stages.common.prediction import predict_batches
+from stages.common.saving import load_model
 
 
 RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages

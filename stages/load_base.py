@@ -8,8 +8,9 @@ provide them. The saved base takes any input size and has no head.
 
 from stages.common.cli import run_stage
 from stages.common.layout import BASE_MODEL
-from stages.common.models import build_base, check_layer, save_model, set_seed
+from stages.common.models import build_base, check_layer, set_seed
 from stages.common.params import fine_tune_from, load_params
+from stages.common.saving import save_model
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """Stage `prepare`: decode and resize every split image once into uint8 arrays.
 
 For each split it writes data/prepared/<split>_images.npy, (N, S, S, 3) uint8 with
-S = data.image_size, and <split>_labels.npy (0 = cat, 1 = dog); manifest.csv maps
-each array row back to its image. Every later stage reads these arrays, never the
+S = data.image_size, and <split>_labels.npy (label i = the i-th name in data/classes.json);
+manifest.csv maps each array row back to its image. Every later stage reads these arrays, never the
 JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
 memory stays bounded by a batch, not by the data set.
 
@@ -19,11 +19,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from stages.common.classes import read_classes
 from stages.common.cli import StageError, run_stage
 from stages.common.images import BadImage, decode_image, prepared_paths
 from stages.common.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLIT_MANIFEST
 from stages.common.params import SPLITS, load_params
-from stages.common.raw_images import LABELS
 
 CHUNK = 16  # images per task given to a worker process
 
@@ -60,7 +60,7 @@ def _decode_into(task: tuple[str, int, int, list[str], int]) -> list[tuple[int, 
     return errors
 
 
-def prepare_split(split: str, rows: list[dict], size: int, pool) -> tuple[list[dict], list[dict]]:
+def prepare_split(split: str, rows: list[dict], size: int, class_names: list[str], pool) -> tuple[list[dict], list[dict]]:
     """Decode `rows` into the split's .npy files; return (kept rows, bad rows with their error)."""
     images_path, labels_path = prepared_paths(split)
     created = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
@@ -76,7 +76,7 @@ def prepare_split(split: str, rows: list[dict], size: int, pool) -> tuple[list[d
     bad = [{**row, "error": errors[i]} for i, row in enumerate(rows) if i in errors]
     if bad:
         keep_rows(images_path, [i for i in range(len(rows)) if i not in errors])
-    labels = np.array([LABELS.index(row["label"]) for row in kept], dtype=np.uint8)
+    labels = np.array([class_names.index(row["label"]) for row in kept], dtype=np.int32)
     np.save(labels_path, labels)
     return kept, bad
 
@@ -96,11 +96,12 @@ def main() -> None:
     params = load_params()
     size, on_bad = params.data.image_size, params.data.on_bad_image
     rows = read_split_manifest()
+    class_names = read_classes()
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
     report, manifest, all_bad = {}, [], []
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         for split in SPLITS:
-            kept, bad = prepare_split(split, rows[split], size, pool)
+            kept, bad = prepare_split(split, rows[split], size, class_names, pool)
             manifest += [{**row, "row": i} for i, row in enumerate(kept)]
             report[split] = {"images": len(kept), "skipped": len(bad)}
             all_bad += bad
@@ -110,11 +111,11 @@ def main() -> None:
             f"{len(all_bad)} images cannot be decoded:\n{listing}\n"
             f"Replace or delete them in data.raw_dir, or set data.on_bad_image: skip to leave them out"
         )
-    write_csv(PREPARED_DIR / "skipped.csv", ("split", "label", "index", "path", "error"), all_bad)
+    write_csv(PREPARED_DIR / "skipped.csv", ("split", "label", "class", "path", "source", "error"), all_bad)
     empty = [split for split in SPLITS if report[split]["images"] == 0]
     if empty:
         raise StageError(f"no decodable image left in split(s) {', '.join(empty)}; see {PREPARED_DIR}/skipped.csv")
-    write_csv(PREPARED_DIR / "manifest.csv", ("split", "row", "label", "index", "path"), manifest)
+    write_csv(PREPARED_DIR / "manifest.csv", ("split", "row", "label", "class", "path", "source"), manifest)
     METRICS_DIR.mkdir(exist_ok=True)
     (METRICS_DIR / "prepare.json").write_text(json.dumps(report, indent=2) + "\n")
     for row in all_bad:

@@ -1,24 +1,19 @@
 """Stage `train_classifier`: the book's fast feature extraction.
 
-A dense classifier (Flatten -> Dense 256 -> Dropout 0.5 -> Dense 1) is trained on the
-cached features, then put on top of the base so that models/feature_extraction.keras
+A dense classifier (Flatten -> Dense 256 -> Dropout 0.5 -> the output layer) is trained
+on the cached features, then put on top of the base so that models/feature_extraction.keras
 takes raw pixels like every other model.
 """
 
 import numpy as np
 
+from stages.common.classes import read_classes
 from stages.common.cli import run_stage
 from stages.common.layout import BASE_MODEL, FEATURES_DIR, model_path
-from stages.common.models import (
-    compile_binary,
-    dense_classifier,
-    load_model,
-    preprocessing_mode,
-    save_model,
-    with_classifier,
-)
+from stages.common.models import compile_model, dense_classifier, preprocessing_mode, with_classifier
 from stages.common.params import load_params
-from stages.common.training import fit, model_scope
+from stages.common.saving import load_model, save_model
+from stages.common.training import class_weights, fit, model_scope
 
 STAGE = "train_classifier"
 
@@ -30,18 +25,20 @@ def load_features(split: str):
 def main() -> None:
     params = load_params()
     settings = params.train_classifier
+    class_names = read_classes()
     train, validation = load_features("train"), load_features("validation")
     with model_scope(params.training, params.seed):
-        classifier = dense_classifier(train[0].shape[1:], params.head)
-        compile_binary(classifier, settings.learning_rate, params.training.jit_compile)
+        classifier = dense_classifier(train[0].shape[1:], params.head, len(class_names))
+        compile_model(classifier, settings.learning_rate, params.training.jit_compile)
     fit(
         classifier, STAGE, train, validation,
         epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+        class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )
     model = with_classifier(
         load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base)
     )
-    save_model(model, model_path("feature_extraction"))
+    save_model(model, model_path("feature_extraction"), class_names)
 
 
 if __name__ == "__main__":

@@ -4,31 +4,32 @@ augmented images (the book's "feature extraction with data augmentation").
 Only the head learns: for VGG16, 4 trainable weight tensors out of 30.
 """
 
+from stages.common.classes import read_classes
 from stages.common.cli import run_stage
 from stages.common.layout import BASE_MODEL, model_path
 from stages.common.models import (
     augmentation,
-    compile_binary,
+    compile_model,
     dense_classifier,
+    feature_map_shape,
     freeze,
-    load_model,
     preprocessing_mode,
-    save_model,
     with_classifier,
 )
 from stages.common.params import load_params
-from stages.common.training import fit, model_scope, prepared_splits
+from stages.common.saving import load_model, save_model
+from stages.common.training import class_weights, fit, model_scope, prepared_splits
 
 STAGE = "train_frozen"
 
 
-def build(params, base):
+def build(params, base, num_classes: int):
     """The frozen base, with augmentation in front and a fresh dense head on top."""
-    features_shape = base.compute_output_shape((None, params.data.image_size, params.data.image_size, 3))[1:]
+    features_shape = feature_map_shape(base, params.data.image_size)
     freeze(base)
     return with_classifier(
         base,
-        dense_classifier(features_shape, params.head),
+        dense_classifier(features_shape, params.head, num_classes),
         params.data.image_size,
         preprocessing_mode(params.base),
         augment=augmentation(params.augmentation, params.seed),
@@ -38,14 +39,17 @@ def build(params, base):
 def main() -> None:
     params = load_params()
     settings = params.train_frozen
+    class_names = read_classes()
+    train, validation = prepared_splits()
     with model_scope(params.training, params.seed):
-        model = build(params, load_model(BASE_MODEL))
-        compile_binary(model, settings.learning_rate, params.training.jit_compile)
+        model = build(params, load_model(BASE_MODEL), len(class_names))
+        compile_model(model, settings.learning_rate, params.training.jit_compile)
     fit(
-        model, STAGE, *prepared_splits(),
+        model, STAGE, train, validation,
         epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+        class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )
-    save_model(model, model_path("frozen_augmented"))
+    save_model(model, model_path("frozen_augmented"), class_names)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,19 @@
 """Stages `train_scratch` and `train_scratch_augmented`: the book's small convnet, no pretraining.
 
 `python -m stages.train_scratch` trains it plain (models/scratch.keras); with
-`--augmented` it adds the augmentation layers and dropout, reading the
+`--augmented` it adds the augmentation layer and dropout, reading the
 `train_scratch_augmented` params section (models/scratch_augmented.keras).
 """
 
 import argparse
 
+from stages.common.classes import read_classes
 from stages.common.cli import run_stage
 from stages.common.layout import model_path
-from stages.common.models import augmentation, compile_binary, save_model, small_convnet
+from stages.common.models import augmentation, compile_model, small_convnet
 from stages.common.params import load_params
-from stages.common.training import fit, model_scope, prepared_splits
+from stages.common.saving import save_model
+from stages.common.training import class_weights, fit, model_scope, prepared_splits
 
 
 def main() -> None:
@@ -21,15 +23,18 @@ def main() -> None:
     stage, model_name = ("train_scratch_augmented", "scratch_augmented") if augmented else ("train_scratch", "scratch")
     params = load_params()
     settings = getattr(params, stage)
+    class_names = read_classes()
+    train, validation = prepared_splits()
     with model_scope(params.training, params.seed):
         augment = augmentation(params.augmentation, params.seed) if augmented else None
-        model = small_convnet(params.data.image_size, settings.dropout, augment)
-        compile_binary(model, settings.learning_rate, params.training.jit_compile)
+        model = small_convnet(params.data.image_size, settings.dropout, len(class_names), augment)
+        compile_model(model, settings.learning_rate, params.training.jit_compile)
     fit(
-        model, stage, *prepared_splits(),
+        model, stage, train, validation,
         epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+        class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )
-    save_model(model, model_path(model_name))
+    save_model(model, model_path(model_name), class_names)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_IMAGES = ROOT.parent / "shared/datasets/dogs-vs-cats/train"
+SHARED_CIFAR10 = ROOT.parent / "shared/datasets/cifar10"
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "pipeline tests",
     "GIT_AUTHOR_EMAIL": "tests@example.invalid",
@@ -112,16 +113,21 @@ def out_hashes(lock: dict) -> dict[str, str]:
     return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
 
 
-def make_repo(path: Path, params: dict) -> Repo:
+def copy_kaggle_images(raw: Path) -> None:
+    for label in ("cat", "dog"):
+        for index in range(RAW_IMAGES_PER_CLASS):
+            shutil.copy2(SHARED_IMAGES / f"{label}.{index}.jpg", raw)
+
+
+def make_repo(path: Path, params: dict, fill_raw=copy_kaggle_images) -> Repo:
+    """The project copied to `path` with its own git and DVC; `fill_raw(data/raw)` puts the images in."""
     for name in project_files():
         target = path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
     raw = path / "data/raw"
     raw.mkdir(parents=True)
-    for label in ("cat", "dog"):
-        for index in range(RAW_IMAGES_PER_CLASS):
-            shutil.copy2(SHARED_IMAGES / f"{label}.{index}.jpg", raw)
+    fill_raw(raw)
     set_params(path, params)
     repo = Repo(path)
     repo.run("git", "init", "-q", "-b", "main")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -62,8 +63,9 @@ def test_a_large_split_is_laid_out_from_few_distinct_images(tmp_path, monkeypatc
     assert len(rows) == 14
     assert (work / "data/split/train/dog/dog.5.jpg").read_bytes() == b"dog2"  # 5 % 3
     manifest = (work / "data/split/manifest.csv").read_text().splitlines()
-    assert manifest[0] == "split,label,index,path,sha256" and len(manifest) == 1 + 14 + 4
-    assert "test,cat,8,test/cat/cat.8.jpg," in manifest
+    assert manifest[0] == "split,label,class,path,source,sha256" and len(manifest) == 1 + 14 + 4
+    assert "test,cat,cat,test/cat/cat.8.jpg,cat.8.jpg," in manifest
+    assert json.loads((work / "data/classes.json").read_text()) == ["cat", "dog"]
 
 
 def test_a_row_meets_its_target_at_or_above_it():

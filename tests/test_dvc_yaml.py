@@ -46,6 +46,8 @@ PATH_HELPERS = {
     "prepared_paths": ("PREPARED_DIR", lambda args: layout.PREPARED_DIR),
     "prepared_splits": ("PREPARED_DIR", lambda args: layout.PREPARED_DIR),
     "fit": ("stage_metrics_dir", lambda args: layout.stage_metrics_dir(args[1])),
+    "read_classes": ("CLASSES_FILE", lambda args: layout.CLASSES_FILE),
+    "write_classes": ("CLASSES_FILE", lambda args: layout.CLASSES_FILE),
 }
 
 # (stage, key) read but deliberately not declared.
@@ -392,8 +394,8 @@ def test_dvc_lists_every_stage():
 def test_import_scanner_follows_every_import_form(tmp_path, monkeypatch):
     """The scanner sees `from x import y`, `import x`, `from pkg import module` and relative imports."""
     assert stages_imports("stages/prepare.py") == {
-        "stages.common.cli", "stages.common.images", "stages.common.layout",
-        "stages.common.params", "stages.common.raw_images",
+        "stages.common.classes", "stages.common.cli", "stages.common.images", "stages.common.layout",
+        "stages.common.params",
     }
     assert code_closure("stages/common/images.py") == {"stages/common/images.py", "stages/common/layout.py"}
     package = tmp_path / "stages" / "common"
@@ -467,7 +469,10 @@ def test_params_reads_of_known_stages():
         "seed", "data.image_size",
     }
     assert read_params("load_base") == {"seed", "base.name", "base.weights", "base.fine_tune_from"}
-    assert read_params("split") == {"data.raw_dir", "data.split.train", "data.split.validation", "data.split.test"}
+    assert read_params("split") == {
+        "data.raw_dir", "data.split.train", "data.split.validation", "data.split.test",
+        "data.classes", "data.class_groups", "data.label_column",
+    }
 
 
 def test_exempt_reads_are_read_and_declared_elsewhere():
@@ -554,7 +559,10 @@ def test_metrics_and_plots_are_stage_outs():
         assert (folder / "metrics.json").as_posix() in DVC["metrics"], f"{stage}'s metrics.json is not a metric"
         for curve in ("train/accuracy", "val/accuracy", "train/loss", "val/loss"):
             tsv = (folder / f"plots/metrics/{curve}.tsv").as_posix()
-            assert tsv in paths, f"{stage}'s per-epoch {curve} is not plotted"
+            assert any(inside(tsv, path) for path in paths), f"{stage}'s per-epoch {curve} is not plotted"
+    for model in layout.MODEL_STAGES:  # a confusion matrix per model
+        predictions = (layout.EVALUATION_DIR / "predictions" / f"{model}.csv").as_posix()
+        assert any(inside(predictions, path) for path in paths), f"{model}'s confusion matrix is not plotted"
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -586,6 +594,6 @@ def test_data_deps_and_outs_are_what_the_script_names(stage):
 
 def test_path_reads_of_known_stages():
     assert READS["train_scratch_augmented"].paths == {
-        "data/prepared", "models/scratch_augmented.keras", "metrics/train_scratch_augmented",
+        "data/classes.json", "data/prepared", "models/scratch_augmented.keras", "metrics/train_scratch_augmented",
     }
     assert READS["prepare"].paths >= {"data/split/manifest.csv", "metrics/prepare.json", "data/prepared/manifest.csv"}

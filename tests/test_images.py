@@ -15,13 +15,14 @@ from PIL import Image
 from stages import prepare, split
 from stages.common.cli import StageError
 from stages.common.images import BadImage, decode_image, load_prepared, prepared_paths, to_rgb
-from stages.common.raw_images import LABELS
+from stages.common.classes import read_classes
 
 REPO = Path(__file__).resolve().parents[1]
 KAGGLE_TRAIN = Path(__file__).resolve().parents[2] / "shared/datasets/dogs-vs-cats/train"
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 SIZE = 48
 RANGES = {"train": [0, 4], "validation": [4, 6], "test": [6, 8]}
+CLASSES = ("cat", "dog")
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -187,7 +188,7 @@ def setup_project(tmp_path, monkeypatch, on_bad_image="fail", corrupt=()) -> Pat
     """Raw cats (red) and dogs (blue) 0-7 of assorted sizes, params.yaml for them; cwd = the project."""
     raw = tmp_path / "raw"
     raw.mkdir()
-    for label, color in zip(LABELS, (RED, BLUE)):
+    for label, color in zip(CLASSES, (RED, BLUE)):
         for i in range(8):
             (raw / f"{label}.{i}.jpg").write_bytes(encode(Image.new("RGB", (40 + 3 * i, 30 + i), color), "JPEG"))
     for name, data in dict(corrupt).items():
@@ -216,7 +217,7 @@ def check_manifest_maps_to_arrays(work: Path) -> list[dict]:
         for row in mine:
             expected = decode_image((work / "data" / "split" / row["path"]).read_bytes(), SIZE)
             assert np.array_equal(images[int(row["row"])], expected), row
-            assert labels[int(row["row"])] == LABELS.index(row["label"])
+            assert labels[int(row["row"])] == read_classes().index(row["label"])
     return rows
 
 
@@ -230,16 +231,16 @@ def test_prepare_writes_arrays_labels_and_manifest(tmp_path, monkeypatch):
         images, labels = np.load(images_path), np.load(labels_path)
         assert images.shape == (n, SIZE, SIZE, 3)
         assert images.dtype == np.uint8
-        assert labels.dtype == np.uint8
+        assert labels.dtype == np.int32
         split_rows = [row for row in read_csv(work / "data" / "split" / "manifest.csv") if row["split"] == name]
-        assert labels.tolist() == [LABELS.index(row["label"]) for row in split_rows]
+        assert labels.tolist() == [read_classes().index(row["label"]) for row in split_rows]
         assert labels.tolist() == [0] * (n // 2) + [1] * (n // 2)
         means = images.reshape(n, -1, 3).mean(axis=1)
         assert ((means[:, 0] > means[:, 2]) == (labels == 0)).all()  # cats red, dogs blue
 
     rows = check_manifest_maps_to_arrays(work)
     assert len(rows) == 16
-    assert list(rows[0]) == ["split", "row", "label", "index", "path"]
+    assert list(rows[0]) == ["split", "row", "label", "class", "path", "source"]
     assert read_csv(work / "data" / "prepared" / "skipped.csv") == []
     report = json.loads((work / "metrics" / "prepare.json").read_text())
     assert report == {name: {"images": n, "skipped": 0} for name, n in expected_counts.items()}
@@ -275,7 +276,7 @@ def test_prepare_skips_a_bad_image_when_asked(tmp_path, monkeypatch):
     skipped = read_csv(work / "data" / "prepared" / "skipped.csv")
     assert len(skipped) == 1
     assert skipped[0]["path"] == "train/cat/cat.2.jpg"
-    assert (skipped[0]["split"], skipped[0]["label"], skipped[0]["index"]) == ("train", "cat", "2")
+    assert (skipped[0]["split"], skipped[0]["label"], Path(skipped[0]["source"]).name) == ("train", "cat", "cat.2.jpg")
     assert skipped[0]["error"]
 
     report = json.loads((work / "metrics" / "prepare.json").read_text())
@@ -299,7 +300,7 @@ def test_load_prepared_without_arrays(tmp_path):
 
 
 def test_prepare_refuses_a_split_left_empty_by_skipping(tmp_path, monkeypatch):
-    broken = {f"{label}.{i}.jpg": b"\x00not a jpeg" for label in LABELS for i in (6, 7)}  # the whole test split
+    broken = {f"{label}.{i}.jpg": b"\x00not a jpeg" for label in CLASSES for i in (6, 7)}  # the whole test split
     work = setup_project(tmp_path, monkeypatch, on_bad_image="skip", corrupt=broken)
     with pytest.raises(StageError, match=r"no decodable image left in split\(s\) test; see data/prepared/skipped.csv"):
         prepare.main()

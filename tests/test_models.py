@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stages import train_frozen
-from stages.common import models
+from stages.common import models, saving
 from stages.common.cli import StageError
 from stages.common.params import KERAS_BASES, fine_tune_from, load_params
 
@@ -42,26 +42,26 @@ def test_vgg16_base_has_the_books_parameter_count(vgg16):
 
 
 def test_dense_classifier_on_vgg16_features_has_the_books_parameter_count(params):
-    assert models.dense_classifier((4, 4, 512), params.head).count_params() == 2_097_665
+    assert models.dense_classifier((4, 4, 512), params.head, 2).count_params() == 2_097_665
 
 
 def test_average_pooling_head_is_small_on_a_large_feature_map(params):
     pooled = dataclasses.replace(params.head, pooling="average")
-    assert models.dense_classifier((5, 5, 1280), pooled).count_params() == 1280 * 256 + 256 + 257
-    assert models.dense_classifier((5, 5, 1280), params.head).count_params() == 32000 * 256 + 256 + 257
+    assert models.dense_classifier((5, 5, 1280), pooled, 2).count_params() == 1280 * 256 + 256 + 257
+    assert models.dense_classifier((5, 5, 1280), params.head, 2).count_params() == 32000 * 256 + 256 + 257
 
 
 def test_small_convnet_has_the_books_parameter_count():
-    assert models.small_convnet(150, dropout=0.5).count_params() == 3_453_121
-    assert models.small_convnet(150, dropout=0.0).count_params() == 3_453_121
+    assert models.small_convnet(150, dropout=0.5, num_classes=2).count_params() == 3_453_121
+    assert models.small_convnet(150, dropout=0.0, num_classes=2).count_params() == 3_453_121
 
 
 def test_trainable_tensors_30_then_4_frozen_then_10_fine_tuned(params, vgg16):
     base = keras.models.clone_model(vgg16)
-    classifier = models.dense_classifier((4, 4, 512), params.head)
+    classifier = models.dense_classifier((4, 4, 512), params.head, 2)
     unfrozen = models.with_classifier(base, classifier, 150, "vgg16")
     assert len(unfrozen.trainable_weights) == 30
-    model = train_frozen.build(params, base)  # what stage train_frozen trains
+    model = train_frozen.build(params, base, 2)  # what stage train_frozen trains
     assert len(model.trainable_weights) == 4
     models.unfreeze_from(models.nested_base(model), "block5_conv1")  # what stage fine_tune trains
     assert len(model.trainable_weights) == 10
@@ -77,9 +77,9 @@ def test_fine_tuning_keeps_batchnorm_in_inference_mode(params):
     x = keras.layers.Conv2D(4, 3, name="top_conv")(x)
     x = keras.layers.BatchNormalization(name="top_bn")(x)
     base = keras.Model(pixels, x, name="tiny_base")
-    model = models.with_classifier(base, models.dense_classifier((12, 12, 4), params.head), 16, "rescale")
+    model = models.with_classifier(base, models.dense_classifier((12, 12, 4), params.head, 2), 16, "rescale")
     models.unfreeze_from(models.nested_base(model), "top_conv")
-    models.compile_binary(model, 1e-2)
+    models.compile_model(model, 1e-2)
     before = {layer.name: [w.copy() for w in layer.get_weights()] for layer in base.layers if layer.weights}
     rng = np.random.default_rng(0)
     model.fit(rng.uniform(0, 255, (8, 16, 16, 3)), rng.integers(0, 2, 8).astype("float32"), epochs=2, verbose=0)
@@ -239,11 +239,11 @@ def test_the_same_seed_gives_the_same_augmentation(params):
 
 def test_saved_model_takes_raw_pixels_and_loads_in_safe_mode(params, tmp_path):
     base = models.build_base(dataclasses.replace(params.base, weights=None))
-    model = train_frozen.build(dataclasses.replace(params, data=dataclasses.replace(params.data, image_size=48)), base)
-    models.compile_binary(model, 1e-4)
+    model = train_frozen.build(dataclasses.replace(params, data=dataclasses.replace(params.data, image_size=48)), base, 2)
+    models.compile_model(model, 1e-4)
     path = tmp_path / "model.keras"
     model.save(path)
-    loaded = models.load_model(path)  # safe_mode=True: custom layers must be registered, no lambdas
+    loaded = saving.load_model(path)  # safe_mode=True: custom layers must be registered, no lambdas
     pixels = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0), rtol=1e-5)
     assert loaded.predict(pixels, verbose=0).shape == (3, 1)
@@ -251,7 +251,7 @@ def test_saved_model_takes_raw_pixels_and_loads_in_safe_mode(params, tmp_path):
 
 def test_loading_a_missing_model_says_how_to_build_it(tmp_path):
     with pytest.raises(StageError, match="dvc repro"):
-        models.load_model(tmp_path / "fine_tuned.keras")
+        saving.load_model(tmp_path / "fine_tuned.keras")
 
 
 # --- save_model: deterministic and atomic ---------------------------------------------------
@@ -260,8 +260,8 @@ def test_loading_a_missing_model_says_how_to_build_it(tmp_path):
 def augmented_convnet(params) -> keras.Model:
     """A compiled model with this project's custom layer (BookAugmentation), as train_scratch_augmented saves."""
     models.set_seed(0)
-    model = models.small_convnet(48, 0.5, models.augmentation(params.augmentation, seed=0))
-    models.compile_binary(model, 1e-4)
+    model = models.small_convnet(48, 0.5, 2, models.augmentation(params.augmentation, seed=0))
+    models.compile_model(model, 1e-4)
     return model
 
 
@@ -271,9 +271,9 @@ def sha256(path: Path) -> str:
 
 def test_save_model_writes_the_same_bytes_for_the_same_model(params, tmp_path):
     model = augmented_convnet(params)
-    models.save_model(model, tmp_path / "first.keras")
+    saving.save_model(model, tmp_path / "first.keras")
     time.sleep(1.1)  # Keras stamps the save time to the second: past it, an unnormalized archive would differ
-    models.save_model(model, tmp_path / "second.keras")
+    saving.save_model(model, tmp_path / "second.keras")
     assert sha256(tmp_path / "first.keras") == sha256(tmp_path / "second.keras")
     with zipfile.ZipFile(tmp_path / "first.keras") as archive:
         assert "date_saved" not in json.loads(archive.read("metadata.json"))
@@ -284,8 +284,8 @@ def test_save_model_writes_the_same_bytes_for_the_same_model(params, tmp_path):
 
 def test_a_normalized_model_file_loads_with_the_same_predictions(params, tmp_path):
     model = augmented_convnet(params)
-    models.save_model(model, tmp_path / "model.keras")
-    loaded = keras.models.load_model(tmp_path / "model.keras", compile=False)  # safe mode
+    saving.save_model(model, tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)  # safe mode
     pixels = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 3)).astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0))
 
@@ -296,7 +296,7 @@ def dense_model() -> keras.Model:
 
 def tiny_dense_model() -> keras.Model:
     model = dense_model()
-    models.compile_binary(model, 1e-3)
+    models.compile_model(model, 1e-3)
     return model
 
 
@@ -317,7 +317,7 @@ def test_a_failed_save_leaves_no_model_file_and_no_temporary_files(how, error, t
     monkeypatch.setattr(model, "save", failing_save(how))
     destination = tmp_path / "models" / "scratch.keras"
     with pytest.raises(error):
-        models.save_model(model, destination)
+        saving.save_model(model, destination)
     assert not destination.exists()
     assert list(destination.parent.iterdir()) == []
 
@@ -326,30 +326,92 @@ def test_a_failed_save_leaves_no_model_file_and_no_temporary_files(how, error, t
 def test_a_failed_save_keeps_the_previous_model_file(how, error, tmp_path, monkeypatch):
     model = tiny_dense_model()
     destination = tmp_path / "scratch.keras"
-    models.save_model(model, destination)
+    saving.save_model(model, destination)
     previous = destination.read_bytes()
     monkeypatch.setattr(model, "save", failing_save(how))
     with pytest.raises(error):
-        models.save_model(model, destination)
+        saving.save_model(model, destination)
     assert destination.read_bytes() == previous
     assert [path.name for path in tmp_path.iterdir()] == ["scratch.keras"]
 
 
-# --- compile_binary ---------------------------------------------------------------------------
+# --- compile_model ---------------------------------------------------------------------------
 
 
-def test_compile_binary_passes_jit_compile_through(op_determinism_off):
+def test_compile_model_passes_jit_compile_through(op_determinism_off):
     default, asked, declined = dense_model(), dense_model(), dense_model()
-    models.compile_binary(default, 1e-3)
-    models.compile_binary(asked, 1e-3, jit_compile=True)
-    models.compile_binary(declined, 1e-3, jit_compile=False)
+    models.compile_model(default, 1e-3)
+    models.compile_model(asked, 1e-3, jit_compile=True)
+    models.compile_model(declined, 1e-3, jit_compile=False)
     assert default.jit_compile is False
     assert asked.jit_compile is True
     assert declined.jit_compile is False
 
 
-def test_compile_binary_is_rmsprop_with_binary_cross_entropy():
+def test_compile_model_is_rmsprop_with_binary_cross_entropy():
     model = tiny_dense_model()
     assert isinstance(model.optimizer, keras.optimizers.RMSprop)
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
     assert model.loss == "binary_crossentropy"
+
+
+# --- any number of classes ----------------------------------------------------------------------
+
+
+def test_two_classes_keep_one_sigmoid_unit_and_more_get_a_softmax(params):
+    two = models.dense_classifier((4, 4, 512), params.head, 2)
+    five = models.dense_classifier((4, 4, 512), params.head, 5)
+    assert two.output_shape == (None, 1) and two.get_layer("predictions").activation.__name__ == "sigmoid"
+    assert five.output_shape == (None, 5) and five.get_layer("predictions").activation.__name__ == "softmax"
+    assert five.count_params() == 2_097_665 - 257 + 5 * 257  # only the output layer grows
+
+
+def test_a_single_class_has_no_output_layer():
+    with pytest.raises(StageError, match="at least 2 classes"):
+        models.output_layer(1)
+
+
+def test_compile_model_picks_the_loss_from_the_output_layer(params):
+    binary, categorical = models.small_convnet(48, 0.0, 2), models.small_convnet(48, 0.0, 10)
+    models.compile_model(binary, 1e-3)
+    models.compile_model(categorical, 1e-3)
+    assert binary.loss == "binary_crossentropy"
+    assert categorical.loss == "sparse_categorical_crossentropy"
+
+
+def test_a_softmax_model_trains_on_integer_labels():
+    keras.utils.set_random_seed(0)
+    model = models.small_convnet(16, 0.0, 3)
+    models.compile_model(model, 1e-3)
+    images = np.random.default_rng(0).uniform(0, 255, (6, 16, 16, 3)).astype(np.float32)
+    history = model.fit(images, np.array([0, 1, 2, 0, 1, 2]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and "accuracy" in history.history
+
+
+@pytest.mark.parametrize("size, side", [(150, 7), (46, 1), (45, 2), (32, 2), (16, 1)])
+def test_the_small_convnet_takes_small_images_with_padded_convolutions(size, side):
+    model = models.small_convnet(size, 0.0, 10)
+    flatten = next(layer for layer in model.layers if isinstance(layer, keras.layers.Flatten))
+    assert flatten.input.shape[1:3] == (side, side)
+    padding = {layer.padding for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}
+    assert padding == ({"valid"} if size >= 46 else {"same"})
+
+
+def test_class_probabilities_of_a_sigmoid_unit_and_of_a_softmax():
+    np.testing.assert_allclose(models.class_probabilities(np.array([[0.25], [0.9]])), [[0.75, 0.25], [0.1, 0.9]], rtol=1e-6)
+    softmax = np.array([[0.2, 0.3, 0.5]], np.float32)
+    np.testing.assert_array_equal(models.class_probabilities(softmax), softmax)
+
+
+def test_an_empty_feature_map_is_refused_with_the_size_to_raise(vgg16):
+    with pytest.raises(StageError, match=r"turns 16x16 images into an empty feature map; raise data.image_size"):
+        models.feature_extractor(vgg16, 16, "vgg16")
+
+
+def test_a_saved_model_carries_its_class_names(tmp_path):
+    path = tmp_path / "model.keras"
+    saving.save_model(models.small_convnet(32, 0.0, 3), path, ["daisy", "roses", "tulips"])
+    assert saving.saved_class_names(path) == ["daisy", "roses", "tulips"]
+    with zipfile.ZipFile(path) as archive:  # plain JSON in the archive: readable without this project
+        assert json.loads(archive.read("metadata.json"))["class_names"] == ["daisy", "roses", "tulips"]
+    assert saving.saved_class_names(tmp_path / "nothing.keras") is None

@@ -89,7 +89,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     message = error_for(tmp_path, rename)
     assert "unknown key data.imagesize" in message
     assert "did you mean data.image_size?" in message
-    assert "raw_dir, image_size, on_bad_image, split" in message  # the allowed keys
+    assert "raw_dir, image_size, on_bad_image, split, classes, class_groups, label_column" in message  # the allowed keys
 
 
 def test_unknown_top_level_key(tmp_path):
@@ -137,12 +137,12 @@ def test_wrong_type(tmp_path, keys, value, expected):
 
 
 def test_image_size_below_the_minimum(tmp_path):
-    message = error_for(tmp_path, setter("data", "image_size", 45))
-    assert "data.image_size must be >= 46; got 45" in message
+    message = error_for(tmp_path, setter("data", "image_size", 15))
+    assert "data.image_size (pixels per side; the small convnet halves it four times) must be >= 16; got 15" in message
 
 
 def test_image_size_at_the_minimum_loads(tmp_path):
-    assert load_modified(tmp_path, setter("data", "image_size", 46)).data.image_size == 46
+    assert load_modified(tmp_path, setter("data", "image_size", 16)).data.image_size == 16
 
 
 @pytest.mark.parametrize(
@@ -220,10 +220,115 @@ def test_splits_in_any_order(tmp_path):
     assert load_modified(tmp_path, change).data.split.validation == (0, 50)
 
 
-@pytest.mark.parametrize("value", [[0, 1000, 2000], [0], "0-1000", [0, 1.5], [True, 5], None])
+@pytest.mark.parametrize("value", [[0, 1000, 2000], [0], [0, 1.5], [True, 5]])
 def test_split_that_is_not_a_pair(tmp_path, value):
     message = error_for(tmp_path, setter("data", "split", "train", value))
     assert "data.split.train must be a [start, end) pair of integers like [0, 1000]" in message
+
+
+@pytest.mark.parametrize("value", ["0-1000", None, True, {"a": 1}])
+def test_split_that_is_neither_a_fraction_nor_a_range(tmp_path, value):
+    message = error_for(tmp_path, setter("data", "split", "train", value))
+    assert "data.split.train must be a fraction of each class like 0.8 or, for Kaggle's cat.N.jpg naming, " in message
+
+
+# --- split fractions -----------------------------------------------------------------------------
+
+
+def fractions(train, validation, test):
+    return setter("data", "split", {"train": train, "validation": validation, "test": test})
+
+
+def test_fractions_load_as_floats(tmp_path):
+    split = load_modified(tmp_path, fractions(0.8, 0.1, "1e-1")).data.split
+    assert not split.is_ranges
+    assert split.as_dict() == {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
+def test_ranges_are_ranges():
+    assert load_params(COMMITTED).data.split.is_ranges
+
+
+def test_fractions_must_add_up_to_one(tmp_path):
+    message = error_for(tmp_path, fractions(0.8, 0.1, 0.2))
+    assert "data.split fractions add up to 1.1, not 1" in message
+
+
+@pytest.mark.parametrize("train, test", [(1.0, 0.0), (1.2, -0.3)])
+def test_each_fraction_is_between_0_and_1(tmp_path, train, test):
+    message = error_for(tmp_path, fractions(train, 0.1 if train == 1.2 else 0.0, test))
+    assert "must be between 0 and 1 (exclusive)" in message
+
+
+def test_ranges_and_fractions_cannot_mix(tmp_path):
+    message = error_for(tmp_path, fractions([0, 10], 0.1, 0.1))
+    assert "data.split mixes index ranges and fractions" in message
+
+
+# --- classes and groups ---------------------------------------------------------------------------
+
+
+def test_classes_and_groups_default_to_null():
+    data = load_params(COMMITTED).data
+    assert (data.classes, data.class_groups, data.label_column) == (None, None, "label")
+
+
+def test_classes_pick_and_order(tmp_path):
+    assert load_modified(tmp_path, setter("data", "classes", ["tulips", "daisy"])).data.classes == ["tulips", "daisy"]
+
+
+def test_integer_class_names_from_a_labels_csv_are_strings(tmp_path):
+    assert load_modified(tmp_path, setter("data", "classes", [3, 5])).data.classes == ["3", "5"]
+
+
+def test_a_single_class_is_refused(tmp_path):
+    message = error_for(tmp_path, setter("data", "classes", ["daisy"]))
+    assert "data.classes lists one class ('daisy'); a classifier needs at least 2" in message
+
+
+def test_a_class_listed_twice_is_refused(tmp_path):
+    message = error_for(tmp_path, setter("data", "classes", ["daisy", "roses", "daisy"]))
+    assert "data.classes lists 'daisy' more than once" in message
+
+
+def test_groups_load_in_their_order(tmp_path):
+    groups = {"vehicle": ["ship", "truck"], "animal": ["cat", "dog"]}
+    loaded = load_modified(tmp_path, setter("data", "class_groups", groups)).data.class_groups
+    assert list(loaded) == ["vehicle", "animal"] and loaded["animal"] == ["cat", "dog"]
+
+
+def test_a_class_in_two_groups_is_refused(tmp_path):
+    message = error_for(tmp_path, setter("data", "class_groups", {"a": ["cat", "dog"], "b": ["dog", "ship"]}))
+    assert "class 'dog' is in two groups of data.class_groups ('a' and 'b')" in message
+
+
+def test_a_single_group_is_refused(tmp_path):
+    message = error_for(tmp_path, setter("data", "class_groups", {"animal": ["cat", "dog"]}))
+    assert "data.class_groups has one group ('animal')" in message
+
+
+def test_a_group_must_list_classes(tmp_path):
+    message = error_for(tmp_path, setter("data", "class_groups", {"animal": "cat", "vehicle": ["ship"]}))
+    assert "data.class_groups.animal must be a non-empty list" in message
+
+
+def test_groups_must_use_the_picked_classes(tmp_path):
+    def change(raw):
+        raw["data"]["classes"] = ["cat", "dog", "ship"]
+        raw["data"]["class_groups"] = {"animal": ["cat", "dog"], "vehicle": ["ship", "truck"]}
+
+    message = error_for(tmp_path, change)
+    assert "data.class_groups uses 'truck', which data.classes leaves out" in message
+
+
+def test_class_weight_is_balanced_or_null(tmp_path):
+    assert load_modified(tmp_path, setter("training", "class_weight", "balanced")).training.class_weight == "balanced"
+    message = error_for(tmp_path, setter("training", "class_weight", "inverse"))
+    assert "training.class_weight must be one of balanced; got 'inverse'" in message
+
+
+def test_top_k_is_at_least_one(tmp_path):
+    assert "evaluate.top_k" in error_for(tmp_path, setter("evaluate", "top_k", 0))
 
 
 # --- the base ----------------------------------------------------------------------------------------

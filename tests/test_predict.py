@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from stages import predict
-from stages.common import models
+from stages.common import models, saving
 from stages.common.images import decode_image
 from stages.common.layout import MODEL_STAGES
 from stages.common.params import HeadParams
@@ -22,22 +22,22 @@ SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared/datasets/dogs-vs-c
 IMAGE_SIZE = 32
 
 
-def tiny_transfer_model() -> keras.Model:
-    """A small base inside the stages' own head and wrapper (raw pixels in, P(dog) out)."""
+def tiny_transfer_model(num_classes: int = 2) -> keras.Model:
+    """A small base inside the stages' own head and wrapper (raw pixels in, class probabilities out)."""
     pixels = keras.Input(shape=(None, None, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu")(pixels)
     x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.Conv2D(8, 3, activation="relu")(x)
     base = keras.Model(pixels, x, name="tiny_base")
     features_shape = base.compute_output_shape((None, IMAGE_SIZE, IMAGE_SIZE, 3))[1:]
-    classifier = models.dense_classifier(features_shape, HeadParams(pooling="flatten", dense_units=4, dropout=0.0))
+    classifier = models.dense_classifier(features_shape, HeadParams(pooling="flatten", dense_units=4, dropout=0.0), num_classes)
     return models.with_classifier(base, classifier, image_size=IMAGE_SIZE, mode="rescale")
 
 
 def straddle_one_half(model: keras.Model, pixels: np.ndarray) -> None:
     """Set the head so these images get P(dog) on both sides of 0.5, none of them close to it."""
     classifier = model.get_layer("classifier")
-    hidden = next(layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense) and layer.name != "p_dog")
+    hidden = next(layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense) and layer.name != "predictions")
     kernel, bias = hidden.get_weights()
     hidden.set_weights([kernel, bias + 1.0])  # keep the 4 relu units alive
     p = model.predict(pixels.astype(np.float32), verbose=0)[:, 0].astype(np.float64)
@@ -45,7 +45,7 @@ def straddle_one_half(model: keras.Model, pixels: np.ndarray) -> None:
     middle = len(logits) // 2
     gap = logits[middle] - logits[middle - 1]
     assert gap > 0, "the images should get distinct scores"
-    output = classifier.get_layer("p_dog")
+    output = classifier.get_layer("predictions")
     kernel, bias = output.get_weights()
     center = (logits[middle - 1] + logits[middle]) / 2
     output.set_weights([kernel * 2 / gap, (bias - center) * 2 / gap])
@@ -84,7 +84,7 @@ def saved_model(tmp_path_factory, images_dir) -> Path:
     model = tiny_transfer_model()
     straddle_one_half(model, decoded(image_paths(images_dir)))
     path = tmp_path_factory.mktemp("model") / "m.keras"
-    model.save(path)
+    saving.save_model(model, path, ["cat", "dog"])
     return path
 
 
@@ -105,12 +105,12 @@ def parse_lines(out: str) -> list[tuple[str, str, float]]:
 
 
 def check_row(path: str, label: str, p: float, expected: dict[str, float]) -> None:
+    """`p` is the printed probability of the printed `label`; `expected` holds P(dog)."""
     exact = expected[path]
-    assert 0 <= p <= 1
-    assert p == pytest.approx(exact, abs=6e-5)  # printed with 4 decimals
-    assert label == ("dog" if exact >= 0.5 else "cat")
     assert abs(exact - 0.5) > 1e-3  # far enough from 0.5 that rounding cannot flip the label
-    assert label == ("dog" if p >= 0.5 else "cat")
+    assert label == ("dog" if exact >= 0.5 else "cat")
+    assert p == pytest.approx(exact if label == "dog" else 1 - exact, abs=6e-5)  # printed with 4 decimals
+    assert 0.5 <= p <= 1
 
 
 def test_the_fixture_model_sees_both_classes(saved_model, expected):
@@ -177,11 +177,64 @@ def test_csv_output(saved_model, images_dir, expected, capsys):
     out, err = capsys.readouterr()
     assert code == 0
     assert err == ""
-    assert out.splitlines()[0] == "path,label,p_dog"
+    assert out.splitlines()[0] == "path,label,cat,dog"  # one probability column per class
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [row["path"] for row in rows] == [str(path) for path in image_paths(images_dir)]
     for row in rows:
-        check_row(row["path"], row["label"], float(row["p_dog"]), expected)
+        check_row(row["path"], row["label"], float(row[row["label"]]), expected)
+        assert float(row["cat"]) + float(row["dog"]) == pytest.approx(1, abs=2e-4)
+
+
+@pytest.fixture(scope="module")
+def three_class_model(tmp_path_factory) -> Path:
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp("model3") / "flowers.keras"
+    saving.save_model(tiny_transfer_model(3), path, ["daisy", "roses", "tulips"])
+    return path
+
+
+def test_n_classes_print_the_most_likely_class_by_name(three_class_model, images_dir, capsys):
+    files = image_paths(images_dir)
+    assert predict.main([str(images_dir), "--model", str(three_class_model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    probabilities = keras.models.load_model(three_class_model, compile=False).predict(decoded(files), verbose=0)
+    assert len(lines) == len(files)
+    for line, file, row in zip(lines, files, probabilities):
+        path, label, p = line.rsplit(", ", 2)
+        assert path == str(file)
+        assert label == ["daisy", "roses", "tulips"][int(np.argmax(row))]
+        assert float(p) == pytest.approx(row.max(), abs=6e-5)
+
+
+def test_top_k_lists_the_k_most_likely_classes_in_order(three_class_model, images_dir, capsys):
+    assert predict.main([str(images_dir / "cat.0.jpg"), "--model", str(three_class_model), "--top", "3"]) == 0
+    fields = capsys.readouterr().out.strip().split(", ")
+    assert len(fields) == 1 + 2 * 3
+    names, ps = fields[1::2], [float(p) for p in fields[2::2]]
+    assert sorted(names) == ["daisy", "roses", "tulips"]
+    assert ps == sorted(ps, reverse=True) and sum(ps) == pytest.approx(1, abs=3e-4)
+
+
+def test_csv_has_a_column_per_class(three_class_model, images_dir, capsys):
+    assert predict.main([str(images_dir), "--model", str(three_class_model), "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0]) == ["path", "label", "daisy", "roses", "tulips"]
+    for row in rows:
+        ps = {name: float(row[name]) for name in ("daisy", "roses", "tulips")}
+        assert row["label"] == max(ps, key=ps.get)
+
+
+def test_a_model_without_class_names_shows_label_numbers(images_dir, tmp_path, capsys):
+    path = tmp_path / "plain.keras"
+    tiny_transfer_model(3).save(path)  # saved by plain Keras: no class names inside
+    assert predict.main([str(images_dir / "cat.0.jpg"), "--model", str(path)]) == 0
+    assert capsys.readouterr().out.split(", ")[1] in {"0", "1", "2"}
+
+
+def test_top_below_one_is_an_argparse_error(saved_model, images_dir):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(images_dir), "--model", str(saved_model), "--top", "0"])
+    assert exit_info.value.code == 2
 
 
 def test_an_unknown_model_name_is_an_argparse_error(images_dir, capsys):

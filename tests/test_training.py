@@ -17,7 +17,7 @@ from tensorflow.python.framework import config as tf_config  # disable_op_determ
 
 from stages.common.cli import StageError
 from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
-from stages.common.models import augmentation, compile_binary, small_convnet
+from stages.common.models import augmentation, compile_model, small_convnet
 from stages.common.params import AugmentationParams, RunParams, load_params
 from stages.common.training import array_batches, fit, model_scope, seed_states, set_seed
 
@@ -120,7 +120,7 @@ def tiny_model(learning_rate: float, hidden: int = 0, dropout: float = 0.0) -> k
     if hidden:
         layers += [keras.layers.Dense(hidden, activation="relu"), keras.layers.Dropout(dropout)]
     model = keras.Sequential([*layers, keras.layers.Dense(1, activation="sigmoid")])
-    compile_binary(model, learning_rate)
+    compile_model(model, learning_rate)
     return model
 
 
@@ -285,8 +285,8 @@ def image_splits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.
 def augmented_convnet() -> keras.Model:
     """The stages' augmented small convnet at 48x48: random init, augmentation and dropout, each with a seed state."""
     set_seed(3)
-    model = small_convnet(48, 0.5, augmentation(AUGMENT, 3))
-    compile_binary(model, 1e-3)
+    model = small_convnet(48, 0.5, 2, augmentation(AUGMENT, 3))
+    compile_model(model, 1e-3)
     return model
 
 
@@ -474,13 +474,13 @@ def test_a_mirrored_fit_resumes_bit_identical(tmp_path, monkeypatch, capsys):
 
 def test_mixed_precision_scope_computes_in_float16_with_a_float32_output(float32_afterwards):
     with model_scope(run_params(mixed_precision=True), seed=0):
-        model = small_convnet(48, 0.5)
+        model = small_convnet(48, 0.5, 2)
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convolutions) == 4
     for layer in convolutions:
         assert layer.dtype_policy.name == "mixed_float16"
         assert layer.compute_dtype == "float16" and layer.variable_dtype == "float32"
-    output = model.get_layer("p_dog")
+    output = model.get_layer("predictions")
     assert output.dtype_policy.name == "float32" and output.compute_dtype == "float32"
     assert model(np.zeros((1, 48, 48, 3), np.float32)).dtype == tf.float32
 
@@ -488,7 +488,7 @@ def test_mixed_precision_scope_computes_in_float16_with_a_float32_output(float32
 def test_full_precision_scope_computes_in_float32(float32_afterwards):
     keras.mixed_precision.set_global_policy("mixed_float16")  # whatever the process had before
     with model_scope(run_params(mixed_precision=False), seed=0):
-        model = small_convnet(48, 0.5)
+        model = small_convnet(48, 0.5, 2)
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
     assert keras.mixed_precision.global_policy().name == "mixed_float16"  # put back on leaving the scope
 
@@ -505,7 +505,7 @@ def test_without_determinism_jit_compile_asked_in_the_scope_is_kept(op_determini
     run = run_params(deterministic=False, jit_compile=True)
     with model_scope(run, seed=0):
         model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1, activation="sigmoid")])
-        compile_binary(model, 0.01, run.jit_compile)
+        compile_model(model, 0.01, run.jit_compile)
     assert model.jit_compile is True
     assert not tf_config.is_op_determinism_enabled()
 
@@ -514,3 +514,31 @@ def test_deterministic_scope_turns_op_determinism_on(op_determinism_off):
     with model_scope(run_params(deterministic=True), seed=0):
         pass
     assert tf_config.is_op_determinism_enabled()
+
+
+# --- class weights ------------------------------------------------------------------------------
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same():
+    from stages.common.training import class_weights
+
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    weights = class_weights("balanced", labels, 3)
+    assert weights == pytest.approx({0: 10 / 18, 1: 10 / 9, 2: 10 / 3})
+    totals = {label: weights[label] * int(np.sum(labels == label)) for label in weights}
+    assert len({round(total, 9) for total in totals.values()}) == 1  # each class adds up to the same weight
+    assert class_weights(None, labels, 3) is None
+
+
+def test_fit_weighs_the_loss_by_class(tmp_path, monkeypatch):
+    """With class weights the first epoch's loss is the weighted mean: not the plain one."""
+    monkeypatch.chdir(tmp_path)
+    train_x, train_y, val_x, val_y = noisy_problem()
+    losses = []
+    for weight in (None, {0: 1.0, 1: 5.0}):
+        set_seed(0)
+        model = tiny_model(1e-9)  # learns nothing: the loss is the initial weights' loss
+        summary = fit(model, f"stage_{len(losses)}", (train_x, train_y), (val_x, val_y),
+                      epochs=1, batch_size=64, seed=0, resume=False, class_weight=weight)
+        losses.append(summary["train"]["loss"])
+    assert losses[0] != pytest.approx(losses[1], rel=1e-3)

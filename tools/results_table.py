@@ -1,4 +1,5 @@
-"""Print the five models' validation and test accuracy next to the book's test accuracies.
+"""Print the five models' validation and test results, next to the book's test accuracies
+when the run is on Dogs vs. Cats (the classes cat and dog).
 
     python tools/results_table.py             # from metrics/ in the workspace
     python tools/results_table.py --exp demo  # from a DVC experiment (after `make demo`)
@@ -14,8 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
 
-from stages.common.book import BOOK_ACCURACY  # noqa: E402
-from stages.common.layout import EVALUATION_METRICS, MODEL_STAGES, stage_metrics_dir  # noqa: E402
+from stages.common.book import BOOK_ACCURACY, BOOK_COLUMNS, compares_with_book  # noqa: E402
+from stages.common.layout import CLASSES_FILE, EVALUATION_METRICS, MODEL_STAGES, stage_metrics_dir  # noqa: E402
+
 
 def metrics_files() -> list[str]:
     return [f"{stage_metrics_dir(stage)}/metrics.json" for stage in MODEL_STAGES.values()] + [str(EVALUATION_METRICS)]
@@ -24,6 +26,10 @@ def metrics_files() -> list[str]:
 def workspace_metrics() -> dict[str, dict]:
     """{metrics file: its content} for those that exist."""
     return {name: json.loads(Path(name).read_text()) for name in metrics_files() if Path(name).is_file()}
+
+
+def workspace_classes() -> list[str] | None:
+    return json.loads(CLASSES_FILE.read_text()) if CLASSES_FILE.is_file() else None
 
 
 def experiment_metrics(name: str) -> dict[str, dict]:
@@ -37,17 +43,37 @@ def experiment_metrics(name: str) -> dict[str, dict]:
     sys.exit(f"results_table: no experiment named {name!r}; see `dvc exp show`")
 
 
-def table(metrics: dict[str, dict]) -> str:
+def experiment_classes(name: str) -> list[str] | None:
+    """The experiment's class list, from DVC's cache; None if it has none (or the cache lost it)."""
+    import dvc.api  # here: dvc takes a second to import, and the workspace table needs none of it
+    from dvc.exceptions import DvcException
+
+    try:
+        return json.loads(dvc.api.read(str(CLASSES_FILE), rev=name))
+    except (DvcException, FileNotFoundError):
+        return None
+
+
+def shows_book(test: dict[str, dict], classes: list[str] | None) -> bool:
+    """With the class list at hand, the book's columns only for cat and dog. Without it, only for
+    metrics from before the pipeline took other classes (no `macro_f1` yet): those were Dogs vs. Cats."""
+    if classes is not None:
+        return compares_with_book(classes)
+    return bool(test) and all("precision" in m and "macro_f1" not in m for m in test.values())
+
+
+def table(metrics: dict[str, dict], classes: list[str] | None) -> str:
     test = metrics.get(str(EVALUATION_METRICS), {})
-    lines = [
-        "| model | stage | best epoch | val accuracy | test accuracy | test AUC | book 1st ed. | book 2nd ed. |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    book = shows_book(test, classes)
+    header = ["model", "stage", "best epoch", "val accuracy", "test accuracy", "test AUC", "test macro F1"]
+    header += BOOK_COLUMNS if book else []
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for model, stage in MODEL_STAGES.items():
         trained = metrics.get(f"{stage_metrics_dir(stage)}/metrics.json")
         cells = [str(trained["best_epoch"]), f"{trained['val']['accuracy']:.3f}"] if trained else ["-", "not run"]
-        cells += [f"{test[model]['accuracy']:.3f}", f"{test[model]['auc']:.3f}"] if model in test else ["-", "-"]
-        cells += [f"{accuracy:.3f}" for accuracy in BOOK_ACCURACY[model]]
+        tested = test.get(model, {})
+        cells += [f"{tested[key]:.3f}" if key in tested else "-" for key in ("accuracy", "auc", "macro_f1")]
+        cells += [f"{accuracy:.3f}" for accuracy in BOOK_ACCURACY[model]] if book else []
         lines.append(f"| {model} | {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -56,7 +82,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp", help="name of a DVC experiment; default: the workspace")
     args = parser.parse_args()
-    print(table(experiment_metrics(args.exp) if args.exp else workspace_metrics()))
+    if args.exp:
+        print(table(experiment_metrics(args.exp), experiment_classes(args.exp)))
+    else:
+        print(table(workspace_metrics(), workspace_classes()))
 
 
 if __name__ == "__main__":

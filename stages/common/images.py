@@ -58,7 +58,7 @@ def release(array: np.ndarray) -> None:
 
 
 def load_prepared(split: str, folder: Path = PREPARED_DIR) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, S, S, 3), labels uint8 (N,)), memory-mapped so a large split costs no RAM."""
+    """(images uint8 (N, S, S, 3), integer labels (N,)), memory-mapped so a large split costs no RAM."""
     images_path, labels_path = prepared_paths(split, folder)
     if not images_path.is_file():
         raise FileNotFoundError(f"{images_path} is missing: run `dvc repro prepare` first")

@@ -2,15 +2,16 @@
 
 from pathlib import Path
 
-SPLIT_DIR = Path("data/split")  # <split>/<label>/<label>.<index>.jpg, plus manifest.csv
+SPLIT_DIR = Path("data/split")  # <split>/<label>/<image>, plus manifest.csv
 SPLIT_MANIFEST = SPLIT_DIR / "manifest.csv"
+CLASSES_FILE = Path("data/classes.json")  # the class names in label order, written by split
 PREPARED_DIR = Path("data/prepared")  # <split>_images.npy (uint8), <split>_labels.npy, manifest.csv
 FEATURES_DIR = Path("data/features")  # <split>_features.npy (float32), <split>_labels.npy
 MODELS_DIR = Path("models")
 BASE_MODEL = MODELS_DIR / "base.keras"  # the convolutional base, weights loaded, no head
 METRICS_DIR = Path("metrics")
-EVALUATION_METRICS = METRICS_DIR / "evaluate.json"  # {model: {accuracy, loss, auc, precision, recall}}
-EVALUATION_DIR = METRICS_DIR / "evaluate"  # predictions/, roc/ per model; most_wrong.png, gradcam.png
+EVALUATION_METRICS = METRICS_DIR / "evaluate.json"  # {model: {accuracy, loss, auc, macro_f1, ...}}
+EVALUATION_DIR = METRICS_DIR / "evaluate"  # predictions/ (and roc/ for two classes) per model; pictures
 REPORT = METRICS_DIR / "report.md"
 # Per-epoch training checkpoints (training.resume). Inside DVC's own scratch folder: not an
 # output (DVC deletes outputs before a stage reruns, which would defeat resuming), and

@@ -33,8 +33,9 @@ KERAS_BASES = {
     "efficientnetb0": {"builder": "EfficientNetB0", "module": "efficientnet", "fine_tune_from": "block7a_expand_conv"},
 }
 
-# The book's small convnet has four 3x3 convolutions and four 2x2 poolings.
-MIN_IMAGE_SIZE = 46
+# The book's small convnet halves the image four times (2x2 max pooling): 16 pixels is the least
+# that leaves it a feature map (below 46 its 3x3 convolutions pad instead of shrinking the image).
+MIN_IMAGE_SIZE = 16
 
 
 class ParamsError(StageError):
@@ -45,19 +46,33 @@ def _check(min=None, max=None, help=None):
     return field(metadata={"min": min, "max": max, "help": help})
 
 
+# A split is a fraction of each class (any layout) or, for Kaggle's naming, an index range [start, end).
+SplitShare = typing.Union[tuple[int, int], float]
+
+
 @dataclass(frozen=True)
 class SplitParams:
-    train: tuple[int, int]
-    validation: tuple[int, int]
-    test: tuple[int, int]
+    train: SplitShare
+    validation: SplitShare
+    test: SplitShare
+
+    @property
+    def is_ranges(self) -> bool:
+        return isinstance(self.train, tuple)
+
+    def as_dict(self) -> dict[str, tuple[int, int] | float]:
+        return {name: getattr(self, name) for name in SPLITS}
 
 
 @dataclass(frozen=True)
 class DataParams:
     raw_dir: str
-    image_size: int = _check(min=MIN_IMAGE_SIZE)
+    image_size: int = _check(min=MIN_IMAGE_SIZE, help="pixels per side; the small convnet halves it four times")
     on_bad_image: Literal["fail", "skip"]
     split: SplitParams
+    classes: list[str] | None  # null: every class found, sorted by name; or the ones to use, in label order
+    class_groups: dict[str, list[str]] | None  # null, or {group: [class, ...]}: train on the groups
+    label_column: str  # the labels CSV's column that holds the label (arrays with a labels table)
 
 
 @dataclass(frozen=True)
@@ -123,11 +138,13 @@ class RunParams:
     distribute: Literal["none", "mirrored"]
     mixed_precision: bool
     jit_compile: bool
+    class_weight: Literal["balanced"] | None  # balanced: weigh each class by 1 / its share of the training images
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = _check(min=1)
+    top_k: int = _check(min=1, help="top-k accuracy is reported when k is below the number of classes")
     gallery_size: int = _check(min=1, help="how many of the worst mistakes to show")
     gradcam_per_class: int = _check(min=1, help="test images per class with a Grad-CAM heatmap")
 
@@ -193,6 +210,16 @@ def _convert(kind, value, key: str):
         if value not in allowed:
             raise ParamsError(f"params.yaml: {key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
         return value
+    if kind == SplitShare:
+        if isinstance(value, list):
+            return _convert(tuple[int, int], value, key)
+        try:
+            return _convert(float, value, key)
+        except ParamsError:
+            raise ParamsError(
+            f"params.yaml: {key} must be a fraction of each class like 0.8 or, for Kaggle's cat.N.jpg naming, "
+            f"an index range [start, end) like [0, 1000]; got {value!r}"
+            ) from None
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(kind):
             return None
@@ -202,6 +229,19 @@ def _convert(kind, value, key: str):
         if not (isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)):
             raise ParamsError(f"params.yaml: {key} must be a [start, end) pair of integers like [0, 1000]; got {value!r}")
         return tuple(value)
+    if origin is list:
+        if not isinstance(value, list) or not value:
+            raise ParamsError(f"params.yaml: {key} must be a non-empty list or null; got {value!r}")
+        items = [_convert(typing.get_args(kind)[0], item, key) for item in value]
+        repeated = sorted({item for item in items if items.count(item) > 1})
+        if repeated:
+            raise ParamsError(f"params.yaml: {key} lists {', '.join(map(repr, repeated))} more than once")
+        return items
+    if origin is dict:
+        if not isinstance(value, dict) or not value:
+            raise ParamsError(f"params.yaml: {key} must be a mapping like {{group: [class, ...]}} or null; got {value!r}")
+        value_kind = typing.get_args(kind)[1]
+        return {str(name): _convert(value_kind, items, _join(key, name)) for name, items in value.items()}
     if kind is bool:
         if not isinstance(value, bool):
             raise ParamsError(f"params.yaml: {key} must be true or false; got {value!r}")
@@ -220,6 +260,8 @@ def _convert(kind, value, key: str):
             raise ParamsError(f"params.yaml: {key} must be a number; got {value!r}")
         return number
     if kind is str:
+        if _is_int(value) and key.startswith("data.class"):  # class names read from a labels CSV: 3 means "3"
+            return str(value)
         if not isinstance(value, str) or not value:
             raise ParamsError(f"params.yaml: {key} must be a non-empty string; got {value!r}")
         return value
@@ -235,7 +277,41 @@ def _check_range(value, metadata, key: str) -> None:
 
 
 def _check_cross_field(params: Params) -> None:
-    ranges = {name: getattr(params.data.split, name) for name in SPLITS}
+    _check_split(params.data.split)
+    _check_classes(params.data)
+    if params.training.jit_compile and params.training.deterministic:
+        raise ParamsError(
+            "params.yaml: training.jit_compile: true needs training.deterministic: false; Keras does not "
+            "XLA-compile under TensorFlow's op determinism (it would silently train without XLA)"
+        )
+    _check_base(params.base)
+
+
+def _check_split(split: SplitParams) -> None:
+    kinds = {name: isinstance(share, tuple) for name, share in split.as_dict().items()}
+    if len(set(kinds.values())) > 1:
+        raise ParamsError(
+            "params.yaml: data.split mixes index ranges and fractions; give three fractions of each class "
+            "(train: 0.8, validation: 0.1, test: 0.1) or, for Kaggle's naming, three ranges [start, end)"
+        )
+    if split.is_ranges:
+        _check_ranges(split.as_dict())
+        return
+    fractions = split.as_dict()
+    for name, fraction in fractions.items():
+        if not 0 < fraction < 1:
+            raise ParamsError(
+                f"params.yaml: data.split.{name} is {fraction:g}; each split's fraction of a class must be "
+                f"between 0 and 1 (exclusive), e.g. train: 0.8, validation: 0.1, test: 0.1"
+            )
+    total = sum(fractions.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ParamsError(
+            f"params.yaml: data.split fractions add up to {total:g}, not 1; e.g. train: 0.8, validation: 0.1, test: 0.1"
+        )
+
+
+def _check_ranges(ranges: dict[str, tuple[int, int]]) -> None:
     for name, (start, end) in ranges.items():
         if start < 0 or end <= start:
             raise ParamsError(
@@ -250,12 +326,41 @@ def _check_cross_field(params: Params) -> None:
                     f"params.yaml: data.split.{first} [{a0}, {a1}) overlaps data.split.{second} [{b0}, {b1}); "
                     f"the same image must not be in two splits"
                 )
-    if params.training.jit_compile and params.training.deterministic:
+
+
+def _check_classes(data: DataParams) -> None:
+    """What can be checked without looking at the data; split checks the names against what it finds."""
+    if data.classes is not None and len(data.classes) < 2 and data.class_groups is None:
         raise ParamsError(
-            "params.yaml: training.jit_compile: true needs training.deterministic: false; Keras does not "
-            "XLA-compile under TensorFlow's op determinism (it would silently train without XLA)"
+            f"params.yaml: data.classes lists one class ({data.classes[0]!r}); a classifier needs at least 2, "
+            f"or use null for every class found"
         )
-    base = params.base
+    if data.class_groups is None:
+        return
+    if len(data.class_groups) < 2:
+        raise ParamsError(
+            f"params.yaml: data.class_groups has one group ({next(iter(data.class_groups))!r}); "
+            f"give at least 2 groups, or null to train on the classes themselves"
+        )
+    owner: dict[str, str] = {}
+    for group, members in data.class_groups.items():
+        for member in members:
+            if member in owner:
+                raise ParamsError(
+                    f"params.yaml: class {member!r} is in two groups of data.class_groups ({owner[member]!r} and "
+                    f"{group!r}); put each class in one group"
+                )
+            owner[member] = group
+    if data.classes is not None:
+        outside = [member for member in owner if member not in data.classes]
+        if outside:
+            raise ParamsError(
+                f"params.yaml: data.class_groups uses {', '.join(map(repr, outside))}, which data.classes leaves "
+                f"out; add it to data.classes or set data.classes: null"
+            )
+
+
+def _check_base(base: BaseParams) -> None:
     if base.is_file:
         if base.weights == "imagenet":
             raise ParamsError(

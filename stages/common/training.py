@@ -210,18 +210,30 @@ class EpochLog(keras.callbacks.Callback):
         return self.history[self.best_epoch - 1]
 
 
+def class_weights(how: str | None, labels: np.ndarray, num_classes: int) -> dict[int, float] | None:
+    """`training.class_weight: balanced`: each class weighs n / (classes x its count), so that every class
+    counts as much in the loss as if the training images were spread evenly (scikit-learn's 'balanced')."""
+    if how is None:
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    return {label: float(len(labels) / (num_classes * count)) for label, count in enumerate(counts) if count}
+
+
 def fit(
-    model: keras.Model, stage: str, train: Arrays, validation: Arrays, *, epochs: int, batch_size: int, seed: int, resume: bool
+    model: keras.Model, stage: str, train: Arrays, validation: Arrays, *,
+    epochs: int, batch_size: int, seed: int, resume: bool, class_weight: dict[int, float] | None = None,
 ) -> dict:
     """Train on (x, y) arrays, keep the epoch with the lowest validation loss, write metrics/<stage>/metrics.json.
 
     With `resume`, a checkpoint is saved after every epoch and a rerun of an interrupted
     stage continues after its last finished epoch; the checkpoint is removed at the end.
+    `class_weight` ({label: weight}) weighs each image's loss by its class.
     """
     live = Live(dir=str(stage_metrics_dir(stage)), save_dvc_exp=False, dvcyaml=None, report=None)
     checkpoint = None
     if resume:
-        checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], (epochs, batch_size, seed)))
+        settings = (epochs, batch_size, seed, sorted((class_weight or {}).items()))
+        checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings))
     log = EpochLog(live, checkpoint)
     state = checkpoint.load(model) if checkpoint else None
     first_epoch = 0
@@ -235,6 +247,7 @@ def fit(
             array_batches(*train, batch_size, seed=seed, first_epoch=first_epoch),
             validation_data=array_batches(*validation, batch_size),
             epochs=epochs, initial_epoch=first_epoch, callbacks=[log], shuffle=False, verbose=2,
+            class_weight=class_weight,
         )
     seconds = time.perf_counter() - started
     if log.best_epoch is None:

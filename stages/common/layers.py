@@ -1,0 +1,93 @@
+"""The project's two custom Keras layers: base preprocessing and the book's augmentation.
+
+Registered under the package name below, so a saved model that holds them loads
+once this module is imported (`stages.common.saving.load_model` does that).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+PACKAGE = "dogs_vs_cats"  # namespace of this project's custom layers in saved .keras files
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BasePreprocessing(layers.Layer):
+    """Raw RGB 0-255 -> what the base was trained on.
+
+    mode: a keras.applications module name (`vgg16`, `resnet50`, ...) to apply its
+    `preprocess_input`, `rescale` for the book's first-edition 1/255, or `none`
+    for a base that normalises its own input (such as a .keras base file).
+    """
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, pixels):
+        if self.mode == "none":
+            return pixels
+        if self.mode == "rescale":
+            return pixels / 255.0
+        return getattr(keras.applications, self.mode).preprocess_input(pixels)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BookAugmentation(layers.Layer):
+    """The book's ImageDataGenerator transforms as one random affine map per image.
+
+    Rotation (degrees), shifts (fractions of the side), shear, zoom (same factor on both
+    axes) and horizontal flip are composed into one matrix, so the batch is resampled
+    once; keras.layers.RandomRotation, RandomTranslation, RandomShear and RandomZoom in a
+    row resample it four times (slower, and blurrier). Empty space is filled with the
+    nearest edge pixel, as the book's fill_mode="nearest". Active only in training.
+    """
+
+    def __init__(self, rotation_degrees=0.0, width_shift=0.0, height_shift=0.0, shear=0.0, zoom=0.0,
+                 horizontal_flip=False, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # resampling in float32, also under mixed precision
+        super().__init__(**kwargs)
+        self.rotation_degrees, self.width_shift, self.height_shift = rotation_degrees, width_shift, height_shift
+        self.shear, self.zoom, self.horizontal_flip, self.seed = shear, zoom, horizontal_flip, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training:
+            return images
+        ops = keras.ops
+        height, width = images.shape[1], images.shape[2]
+        count = ops.shape(images)[0]
+
+        def uniform(half_width, centre=0.0):
+            return keras.random.uniform((count,), centre - half_width, centre + half_width, seed=self.seed_generator)
+
+        angle = uniform(self.rotation_degrees * math.pi / 180)
+        cos, sin = ops.cos(angle), ops.sin(angle)
+        shear_x, shear_y, zoom = uniform(self.shear), uniform(self.shear), uniform(self.zoom, 1.0)
+        flip = ops.where(uniform(0.5, 0.5) < 0.5, -1.0, 1.0) if self.horizontal_flip else ops.ones_like(zoom)
+        shift_x, shift_y = uniform(self.width_shift) * width, uniform(self.height_shift) * height
+        # Output pixel -> input pixel, about the image centre: flip . rotation . shear . zoom, then the shift.
+        a0, a1 = flip * zoom * (cos - sin * shear_y), flip * zoom * (cos * shear_x - sin)
+        b0, b1 = zoom * (sin + cos * shear_y), zoom * (sin * shear_x + cos)
+        centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+        a2 = centre_x + shift_x - a0 * centre_x - a1 * centre_y
+        b2 = centre_y + shift_y - b0 * centre_x - b1 * centre_y
+        zeros = ops.zeros_like(a0)
+        transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="nearest")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(), "rotation_degrees": self.rotation_degrees, "width_shift": self.width_shift,
+            "height_shift": self.height_shift, "shear": self.shear, "zoom": self.zoom,
+            "horizontal_flip": self.horizontal_flip, "seed": self.seed,
+        }

@@ -1,0 +1,21 @@
+"""Running a model over image arrays a batch at a time, and reading its output as class probabilities."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from stages.common.models import class_probabilities
+
+
+def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
+    """(start row, model output) for each batch of images; only a batch is read at a time (memory maps)."""
+    for start in range(0, len(images), batch_size):
+        yield start, model.predict_on_batch(images[start : start + batch_size].astype(np.float32))
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """(N, classes) probabilities, rows summing to 1, for a classifier made by this project."""
+    batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size)]
+    classes = max(model.output_shape[-1], 2)
+    return np.concatenate(batches) if batches else np.zeros((0, classes), np.float32)
