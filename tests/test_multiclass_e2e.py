@@ -126,3 +126,53 @@ def test_adding_images_moves_no_image_to_another_split(cifar_repo):
         assert {source: after[source] for source in before} == before
     finally:
         cifar_repo.reset()
+
+
+# --- arrays with a labels table, trained on the coarse labels (the CIFAR-100 notebooks' way) ----------------
+
+VEHICLES = {"airplane", "automobile", "ship", "truck"}
+
+
+def write_arrays(raw, split: str, folder: str, count: int) -> None:
+    """raw/<split>.npy (N x 32 x 32 x 3 uint8) and raw/<split>.csv with fine_labels and coarse_labels."""
+    from PIL import Image
+
+    pixels, rows = [], []
+    for fine, name in enumerate(CIFAR10_CLASSES):
+        for index in range(count):
+            with Image.open(SHARED_CIFAR10 / folder / name / f"{index:04d}.jpg") as image:
+                pixels.append(np.asarray(image.convert("RGB")))
+            rows.append({"fine_labels": fine, "coarse_labels": "vehicle" if name in VEHICLES else "animal"})
+    np.save(raw / f"{split}.npy", np.stack(pixels).astype(np.uint8))
+    with open(raw / f"{split}.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["fine_labels", "coarse_labels"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def cifar_arrays(raw) -> None:
+    write_arrays(raw, "train", "train", PER_CLASS)
+    write_arrays(raw, "test", "test", 4)
+
+
+@pytest.fixture(scope="module")
+def arrays_repo(tmp_path_factory):
+    if not (SHARED_CIFAR10 / "test/truck/0003.jpg").is_file():
+        pytest.skip(f"needs the shared CIFAR-10 images in {SHARED_CIFAR10}")
+    params = {**PARAMS, ("data", "label_column"): "coarse_labels", ("training", "class_weight"): None}
+    repo = make_repo(tmp_path_factory.mktemp("arrays_repo"), params, fill_raw=cifar_arrays)
+    repo.ran_first = repo.repro()
+    return repo
+
+
+def test_arrays_with_a_labels_table_train_on_the_column_asked_for(arrays_repo):
+    assert sorted(arrays_repo.ran_first) == sorted(ALL_STAGES)
+    assert json.loads((arrays_repo.path / "data/classes.json").read_text()) == ["animal", "vehicle"]
+    counts = json.loads((arrays_repo.path / "metrics/split.json").read_text())
+    assert counts["test"] == {"animal": 6 * 4, "vehicle": 4 * 4}  # the given test split, kept
+    assert counts["train"]["animal"] + counts["validation"]["animal"] == 6 * PER_CLASS  # validation carved from train
+    sources = {row["source"] for row in read_csv(arrays_repo.path / "data/split/manifest.csv")}
+    assert "train.npy:0" in sources and "test.npy:39" in sources
+    results = json.loads((arrays_repo.path / "metrics/evaluate.json").read_text())
+    assert set(results) == set(MODEL_STAGES) and "precision" in results["fine_tuned"]  # two classes: one sigmoid unit
+    assert load_model(arrays_repo.path / "models/fine_tuned.keras").output_shape == (None, 1)
