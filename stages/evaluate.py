@@ -18,14 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
+from stages.common.book import compares_with_book
 from stages.common.classes import read_classes
 from stages.common.cli import StageError, run_stage
 from stages.common.evaluation import (
     classification_metrics,
     confusion,
-    most_confused,
-    per_class_scores,
     predicted_classes,
     roc_curve,
 )
@@ -40,13 +38,12 @@ from stages.common.layout import (
     model_path,
 )
 from stages.common.params import Params, load_params
-from stages.common.pictures import GRADCAM_CLASSES, grad_cam_figure, grad_cam_rows, most_wrong_gallery
+from stages.common.pictures import grad_cam_figure, grad_cam_rows, most_wrong_gallery
 from stages.common.prediction import predict_probabilities
+from stages.common.report import confused_pairs, per_class_tables, pictures_lines, results_table, split_summary
 from stages.common.saving import load_model, saved_class_names
 
 EXPLAINED_MODEL = "fine_tuned"  # the model the pictures, the per-class table and the confused pairs are about
-CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed in the report
-LISTED_CLASSES = 10  # up to this many classes, the report's first line counts each class's test images
 
 
 def manifest_test_paths(count: int) -> list[str]:
@@ -109,69 +106,6 @@ def write_roc(name: str, labels: np.ndarray, probabilities: np.ndarray) -> None:
     )
 
 
-# --- the report ---
-
-
-def markdown_table(header, rows, text_columns: int = 1) -> list[str]:
-    """Text in the first columns, numbers (right-aligned) in the others."""
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * text_columns + "---:|" * (len(header) - text_columns),
-        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
-    ]
-
-
-def column_title(key: str, class_names: list[str]) -> str:
-    if key in ("precision", "recall"):  # two classes: of label 1
-        return f"{key} ({class_names[1]})"
-    return {"auc": "AUC", "macro_f1": "macro F1"}.get(key, key.replace("_", " ").replace("top ", "top-"))
-
-
-def results_table(results: dict, class_names: list[str]) -> list[str]:
-    keys = list(next(iter(results.values())))
-    book = compares_with_book(class_names)
-    header = ["model", *(column_title(key, class_names) for key in keys), *(BOOK_COLUMNS if book else ())]
-    rows = [
-        [name, *(f"{metrics[key]:.3f}" for key in keys), *(f"{a:.3f}" for a in BOOK_ACCURACY[name] if book)]
-        for name, metrics in results.items()
-    ]
-    return markdown_table(header, rows) + (["", BOOK_NOTE] if book else [])
-
-
-def per_class_tables(counts: dict, class_names: list[str]) -> list[str]:
-    explained = per_class_scores(counts[EXPLAINED_MODEL])
-    f1 = {name: per_class_scores(model_counts)["f1"] for name, model_counts in counts.items()}
-    return [
-        f"### {EXPLAINED_MODEL}",
-        "",
-        *markdown_table(
-            ["class", "precision", "recall", "F1", "test images"],
-            [
-                [name, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", n]
-                for name, p, r, f, n in zip(
-                    class_names, explained["precision"], explained["recall"], explained["f1"], explained["support"]
-                )
-            ],
-        ),
-        "",
-        "### F1, every model",
-        "",
-        *markdown_table(
-            ["class", *counts],
-            [[name, *(f"{f1[model][c]:.3f}" for model in counts)] for c, name in enumerate(class_names)],
-        ),
-    ]
-
-
-def confused_pairs(counts: np.ndarray, class_names: list[str]) -> list[str]:
-    pairs = most_confused(counts, CONFUSED_PAIRS)
-    if not pairs:
-        return ["No mistakes."]
-    return markdown_table(
-        ["actual", "predicted", "images"], [[class_names[a], class_names[p], n] for a, p, n in pairs], text_columns=2
-    )
-
-
 def share_text(share) -> str:
     """An index range [start, end) or a fraction of each class."""
     return f"[{share[0]}, {share[1]})" if isinstance(share, tuple) else f"{share * 100:g}%"
@@ -205,31 +139,6 @@ def params_lines(params: Params) -> list[str]:
     return lines
 
 
-def split_summary(labels: np.ndarray, class_names: list[str]) -> str:
-    per_class = np.bincount(labels, minlength=len(class_names))
-    if len(class_names) <= LISTED_CLASSES:
-        return f"{len(labels)} test images ({', '.join(f'{n} {name}' for n, name in zip(per_class, class_names))})"
-    return f"{len(labels)} test images in {len(class_names)} classes ({per_class.min()} to {per_class.max()} per class)"
-
-
-def pictures_lines(class_names: list[str], wrong: int, gradcam_per_class: int) -> list[str]:
-    shown = "each class" if len(class_names) <= GRADCAM_CLASSES else f"each of the first {GRADCAM_CLASSES} classes"
-    return [
-        f"The {EXPLAINED_MODEL} model's most confident mistakes ({wrong} wrong in all), with the true class "
-        f"and the predicted one with its probability:",
-        "",
-        "![most confident mistakes](evaluate/most_wrong.png)",
-        "",
-        f"Where it looks (Grad-CAM of the predicted class on the base's last feature map), "
-        f"the first {gradcam_per_class} test images of {shown}:",
-        "",
-        "![Grad-CAM heatmaps](evaluate/gradcam.png)",
-        "",
-        ("Training curves, confusion matrices and ROC curves" if len(class_names) == 2
-         else "Training curves and confusion matrices") + ": `dvc plots show`.",
-    ]
-
-
 def report(params: Params, class_names: list[str], results: dict, counts: dict, labels: np.ndarray, wrong: int) -> str:
     book = compares_with_book(class_names)
     title = "Dogs vs. Cats: test results" if book else f"Test results, {len(class_names)} classes"
@@ -242,7 +151,7 @@ def report(params: Params, class_names: list[str], results: dict, counts: dict, 
         "",
         "## Per class",
         "",
-        *per_class_tables(counts, class_names),
+        *per_class_tables(counts, class_names, EXPLAINED_MODEL),
         "",
         f"## Most confused ({EXPLAINED_MODEL})",
         "",
@@ -254,7 +163,7 @@ def report(params: Params, class_names: list[str], results: dict, counts: dict, 
         "",
         "## Pictures",
         "",
-        *pictures_lines(class_names, wrong, params.evaluate.gradcam_per_class),
+        *pictures_lines(class_names, wrong, params.evaluate.gradcam_per_class, EXPLAINED_MODEL),
         "",
     ]
     return "\n".join(lines)
