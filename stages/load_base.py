@@ -4,6 +4,11 @@
 (imagenet, null for random weights, or a weights file), or the path of a .keras
 base. This is the only stage that may download weights; offline, it says how to
 provide them. The saved base takes any input size and has no head.
+
+What it loads is checked before anything is written (models.build_base): a file Keras
+refuses in safe mode (not a .keras archive, a Lambda layer, an unknown class), a full model
+with its classifier on top instead of a convolutional base, a weights file that is not one
+or is for another architecture: each stops the stage with one line, not five stages later.
 """
 
 from stages.common.cli import run_stage

@@ -5,16 +5,21 @@
 Prints `path, label, probability` per image: the most likely class and its probability;
 `--top K` adds the next most likely classes; `--csv` prints `path,label` and one probability
 column per class. Class names come from the model file. Any format PIL opens, any size
-(resized to the model's input like the training images). A folder is searched recursively.
-A file that cannot be read gets a one-line error on stderr and the others are still
-predicted; the exit status is then 1. Models load in Keras safe mode: no code from the
-model file runs.
+(resized to the model's input like the training images). A folder is searched recursively,
+following symbolic links; each folder once, so a link loop is reported, not followed.
+A file that cannot be read, an empty folder, a link loop get one line each on stderr
+(`predict: error: ...`) and the other images are still predicted; the exit status is then 1.
+Models load in Keras safe mode: no code from the model file runs; a file that is refused
+(not a .keras archive, a Lambda layer, a class this Keras does not know, a base without a
+classifier) ends predict with one line saying what it is and what to give.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import errno
+import os
 import sys
 from pathlib import Path
 
@@ -29,14 +34,87 @@ from stages.common.saving import load_model, saved_class_names
 BATCH_SIZE = 32
 
 
-def image_files(targets: list[Path]) -> list[Path]:
-    files = []
+def image_files(targets: list[Path]) -> tuple[list[Path], list[str]]:
+    """The files to predict, and a line for each problem met on the way (an empty folder, a
+    symbolic link loop, a broken link, a folder that cannot be listed). Folders are searched
+    recursively, following symbolic links, each folder once: a link back to a folder that
+    leads to it is a loop, reported and not followed; a second link to a folder adds nothing."""
+    files, problems = [], []
     for target in targets:
         if target.is_dir():
-            files += sorted(path for path in target.rglob("*") if path.is_file())
+            found = search(target, problems)
+            if not found:
+                problems.append(f"no images in {target}")
+            files += sorted(found)
+        elif target.exists() and not target.is_file():
+            problems.append(f"{target}: not a regular file (a FIFO, socket or device): skipped")
         else:
-            files.append(target)  # a missing file is reported when it is read
-    return files
+            files.append(target)  # a missing or unreadable file is reported when it is read
+    return files, problems
+
+
+def search(top: Path, problems: list[str]) -> list[Path]:
+    """The files under `top`, depth first without recursion (any depth); folders are known by
+    (device, inode), so a link loop is seen however it is spelt."""
+    found, searched = [], set()
+    stack = [(top, frozenset())]  # a folder, and the folders that lead to it
+    while stack:
+        folder, ancestors = stack.pop()
+        try:
+            status = folder.stat()
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as err:
+            problems.append(f"{folder}: {err.strerror or err}")
+            continue
+        key = (status.st_dev, status.st_ino)
+        if key in searched:
+            continue
+        searched.add(key)
+        ancestors = ancestors | {key}
+        subfolders = []
+        for entry in entries:
+            path = folder / entry.name
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+                leads_to = os.stat(path) if is_dir else None
+            except OSError as err:
+                loop = err.errno == errno.ELOOP
+                problems.append(f"{path}: {'a symbolic link loop' if loop else err.strerror or err}: skipped")
+                continue
+            if is_dir and (leads_to.st_dev, leads_to.st_ino) in ancestors:
+                problems.append(f"{path}: a symbolic link loop (it leads back to {folder_of(path)}): not followed")
+            elif is_dir:
+                subfolders.append(path)
+            elif is_file:
+                found.append(path)
+            elif entry.is_symlink():
+                problems.append(f"{path}: a broken symbolic link (to {os.readlink(path)}): skipped")
+            else:
+                problems.append(f"{path}: not a regular file (a FIFO, socket or device): skipped")
+        stack.extend((subfolder, ancestors) for subfolder in reversed(subfolders))
+    return found
+
+
+def folder_of(link: Path) -> str:
+    """Where a looping symbolic link leads, as written in the link."""
+    return os.path.normpath(link.parent / os.readlink(link)) if link.is_symlink() else str(link)
+
+
+def check_classifier(model, path: Path) -> None:
+    """Predict needs an image classifier: (None, S, S, 3) pixels in, (None, classes) out."""
+    trained = f"one of the five trained models ({', '.join(MODEL_STAGES)}) or a .keras classifier this pipeline trained"
+    try:
+        output, inputs = model.output_shape, model.input_shape
+    except (AttributeError, ValueError):  # a Sequential model saved before it was built
+        raise StageError(f"{path} is not an image classifier (it has no defined input and output): give {trained}") from None
+    if isinstance(output, list) or isinstance(inputs, list):
+        raise StageError(f"{path} is not an image classifier (it has several inputs or outputs): give {trained}")
+    if len(output) == 4:
+        raise StageError(f"{path} is a convolutional base without a classifier (output {output}): give {trained}")
+    if len(output) != 2 or len(inputs) != 4 or inputs[-1] != 3 or inputs[1] is None or inputs[1] != inputs[2]:
+        raise StageError(
+            f"{path} is not an image classifier of this pipeline (input {inputs}, output {output}): give {trained}"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.model) if args.model.endswith(".keras") else model_path(args.model)
     if args.model.endswith(".keras") and not path.is_file():
         sys.exit(f"predict: error: --model {path} is not a file")
+    files, problems = image_files(args.targets)
+    for problem in problems:
+        print(f"predict: error: {problem}", file=sys.stderr)
+    if not files:
+        return 1
     try:
-        model = load_model(path)
+        model = load_model(path)  # one line for any file Keras refuses (saving.load_model)
+        check_classifier(model, path)
     except StageError as err:
         sys.exit(f"predict: error: {err}")
     classes = max(model.output_shape[-1], 2)
@@ -72,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     class_names = saved_class_names(path) or [str(label) for label in range(classes)]
     size = model.input_shape[1]
 
-    readable, pixels, failures = [], [], 0
-    for file in image_files(args.targets):
+    readable, pixels, failures = [], [], len(problems)
+    for file in files:
         try:
             pixels.append(decode_image(file.read_bytes(), size))
             readable.append(file)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -99,7 +100,9 @@ def main() -> None:
     class_names = read_classes()
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
     report, manifest, all_bad = {}, [], []
-    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+    # Ctrl-C reaches the workers too (the terminal signals the whole process group): they leave it
+    # to this process, which ends the stage with one line instead of a traceback per worker.
+    with ProcessPoolExecutor(max_workers=os.cpu_count(), initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         for split in SPLITS:
             kept, bad = prepare_split(split, rows[split], size, class_names, pool)
             manifest += [{**row, "row": i} for i, row in enumerate(kept)]

@@ -44,7 +44,7 @@ TINY_PARAMS = {
 }
 RAW_IMAGES_PER_CLASS = 24
 ALL_STAGES = {
-    "split", "prepare", "load_base", "extract_features", "train_classifier",
+    "check_params", "split", "prepare", "load_base", "extract_features", "train_classifier",
     "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate",
 }
 

@@ -28,6 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 STAGES: dict[str, dict] = DVC["stages"]
+# The one stage that declares the whole of params.yaml (`params.yaml:`), so that any change to it, an
+# unknown key included, runs it: it checks the file and writes nothing. Every other stage declares keys.
+PARAMS_CHECK = "check_params"
+KEYED_STAGES = [stage for stage in STAGES if stage != PARAMS_CHECK]
 TEMPLATE = re.compile(r"\$\{\s*([\w.]+)\s*\}")
 
 # Helpers in stages/common that take a params section (their first argument) and
@@ -409,13 +413,17 @@ def test_import_scanner_follows_every_import_form(tmp_path, monkeypatch):
     assert stages_imports("stages/s.py") == {"stages.common.a", "stages.common.b", "stages.common.c"}
 
 
-def test_packages_are_empty():
-    """Importing stages.common.x also runs the packages' __init__.py; dvc.yaml leaves them out
-    because they hold no code. Code added there must become a dep of every stage."""
-    for init in ("stages/__init__.py", "stages/common/__init__.py"):
-        body = parse(init).body
-        docstring = body[:1] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else []
-        assert body == docstring, f"{init} has code"
+def test_packages_hold_only_the_log_filter():
+    """Importing stages.x runs the packages' __init__.py; dvc.yaml leaves them out. stages/common's
+    is empty; stages' only starts the stderr filter (stages/common/startup_log.py), which decides
+    which of TensorFlow's start-up lines are shown and cannot change any output: a change to it
+    reruns nothing, on purpose. Any other code added there must become a dep of every stage."""
+    body = parse("stages/common/__init__.py").body
+    assert all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body), "has code"
+    assert stages_imports("stages/__init__.py") == {"stages.common.startup_log"}
+    assert stages_imports("stages/common/startup_log.py") == set()
+    for stage in STAGES:
+        assert "stages/common/startup_log.py" not in code_closure(script(stage)), stage
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -430,7 +438,15 @@ def test_code_deps_are_the_script_and_what_it_imports(stage):
 # --- tests: params -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stage", STAGES)
+def test_the_params_check_declares_the_whole_file_and_runs_first():
+    assert list(STAGES)[0] == PARAMS_CHECK  # DVC runs independent stages in the file's order
+    assert STAGES[PARAMS_CHECK]["params"] == [{"params.yaml": None}]
+    assert not STAGES[PARAMS_CHECK].get("outs")
+    assert READS[PARAMS_CHECK].params == set()  # it calls load_params(), which checks every key
+    assert "load_params()" in (REPO / script(PARAMS_CHECK)).read_text()
+
+
+@pytest.mark.parametrize("stage", KEYED_STAGES)
 def test_declared_params_exist(stage):
     keys = declared_params(stage)
     assert len(keys) == len(set(keys)), f"{stage}: duplicate params {keys}"
@@ -443,7 +459,7 @@ def test_declared_params_exist(stage):
         assert not any(later.startswith(earlier + ".") for later in keys), f"{stage}: {earlier} declared twice"
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", KEYED_STAGES)
 def test_declared_params_are_exactly_what_the_script_reads(stage):
     for key in READS[stage].params:
         try:
@@ -480,7 +496,7 @@ def test_exempt_reads_are_read_and_declared_elsewhere():
         assert reason
         assert key in read_params(stage), f"{stage} no longer reads {key}: drop the exemption"
         assert key not in declared_leaves(stage), f"{stage} declares {key}: drop the exemption"
-        declared_elsewhere = any(key in declared_leaves(other) for other in STAGES if other != stage)
+        declared_elsewhere = any(key in declared_leaves(other) for other in KEYED_STAGES if other != stage)
         assert declared_elsewhere != (key in NEVER_DECLARED), key
 
 

@@ -158,6 +158,50 @@ def test_to_rgb_modes():
     assert to_rgb(Image.new("RGBA", (2, 2), (1, 2, 3, 255))).getpixel((0, 0)) == (1, 2, 3)
 
 
+# --- high-depth images: scaled to 8 bits, or refused by name ------------------------------------------------
+
+
+def test_16_bit_grayscale_is_scaled_in_every_container():
+    values = np.array([[0, 257, 32896, 65535]], dtype=np.uint16).repeat(4, axis=0)  # 0, 1, 128, 255 in 8 bits
+    little = Image.fromarray(values)  # mode I;16
+    big = Image.frombytes("I;16B", (4, 4), values.astype(">u2").tobytes())
+    for data in (encode(little, "PNG"), encode(little, "TIFF"), encode(big, "TIFF")):
+        array = decode_image(data, 4)
+        assert array[0, :, 0].tolist() == [0, 1, 128, 255], Image.open(io.BytesIO(data)).mode
+
+
+def test_a_16_bit_pgm_is_scaled_by_its_own_maximum():
+    data = b"P5\n4 1\n1023\n" + np.array([0, 511, 1000, 1023], ">u2").tobytes()  # 10-bit data: PIL mode I
+    assert Image.open(io.BytesIO(data)).mode == "I"
+    assert decode_image(data, 4)[0, :, 0].tolist() == [0, 127, 249, 255]
+
+
+def test_16_bit_png_transparency_becomes_white():
+    image = Image.fromarray(np.full((4, 4), 1000, np.uint16))
+    image.putpixel((0, 0), 30000)
+    array = decode_image(encode(image, "PNG", transparency=30000), 4)
+    assert tuple(array[0, 0]) == (255, 255, 255)
+    assert tuple(array[2, 2]) == (4, 4, 4)  # 1000 / 257
+
+
+@pytest.mark.parametrize(
+    "pixels, message",
+    [
+        (np.full((4, 4), 0.5, np.float32), "32-bit float image (mode F): convert it to 8-bit RGB"),
+        (np.full((4, 4), 70000, np.int32), "32-bit signed integer image (mode I): convert it to 8-bit RGB"),
+    ],
+)
+def test_float_and_32_bit_tiffs_are_refused_by_name(pixels, message):
+    with pytest.raises(BadImage) as info:
+        decode_image(encode(Image.fromarray(pixels), "TIFF"), 4)
+    assert str(info.value) == message
+
+
+def test_an_integer_image_of_unknown_range_is_refused():
+    with pytest.raises(BadImage, match=r"^32-bit integer image \(mode I\): convert it to 8-bit RGB$"):
+        to_rgb(Image.new("I", (2, 2), 1000))
+
+
 def real_image_paths(names):
     if not KAGGLE_TRAIN.is_dir():
         pytest.skip(f"Kaggle Dogs vs. Cats images not found at {KAGGLE_TRAIN}")
@@ -305,3 +349,11 @@ def test_prepare_refuses_a_split_left_empty_by_skipping(tmp_path, monkeypatch):
     with pytest.raises(StageError, match=r"no decodable image left in split\(s\) test; see data/prepared/skipped.csv"):
         prepare.main()
     assert len(read_csv(work / "data" / "prepared" / "skipped.csv")) == 4
+
+
+def test_prepare_lists_a_float_image_with_its_message(tmp_path, monkeypatch):
+    depth = encode(Image.fromarray(np.full((8, 8), 0.5, np.float32)), "TIFF")
+    setup_project(tmp_path, monkeypatch, corrupt={"cat.3.jpg": depth})
+    with pytest.raises(StageError) as info:
+        prepare.main()
+    assert "data/split/train/cat/cat.3.jpg: 32-bit float image (mode F): convert it to 8-bit RGB" in str(info.value)

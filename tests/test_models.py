@@ -130,8 +130,67 @@ def test_missing_keras_base_file_is_refused(params):
 def test_a_keras_base_file_that_is_not_a_model_is_refused(params, tmp_path):
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip")
-    with pytest.raises(StageError, match="broken.keras' is not a loadable Keras model"):
+    with pytest.raises(StageError, match=r"broken.keras' is not a Keras model file \(a .keras file is a zip archive\): refused"):
         models.build_base(dataclasses.replace(params.base, name=str(broken), weights=None))
+
+
+def tiny_conv(filters: int = 4) -> keras.Model:
+    pixels = keras.Input((None, None, 3))
+    return keras.Model(pixels, keras.layers.Conv2D(filters, 3, name="conv")(pixels), name="tiny_conv")
+
+
+def test_weights_of_another_architecture_are_refused_in_one_line(params, tmp_path):
+    weights = tmp_path / "tiny.weights.h5"
+    tiny_conv().save_weights(weights)
+    with pytest.raises(StageError) as info:
+        models.build_base(dataclasses.replace(params.base, weights=str(weights)))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"base.weights {str(weights)!r} does not fit vgg16: the weights of 13 of its layers do not match")
+    assert message.endswith("give imagenet, null, or a weights file of vgg16 without its top (.weights.h5, or the notop .h5 Keras downloads)")
+
+
+def test_a_text_file_named_h5_is_not_an_hdf5_file(params, tmp_path):
+    weights = tmp_path / "vgg16.weights.h5"
+    weights.write_text("not weights")
+    with pytest.raises(StageError, match=r"vgg16.weights.h5' is not an HDF5 file .*: refused; give imagenet, null"):
+        models.build_base(dataclasses.replace(params.base, weights=str(weights)))
+
+
+def test_weights_are_loaded_into_a_keras_base_file_and_checked(params, tmp_path):
+    base, other = tiny_conv(), tiny_conv(filters=2)
+    saving.save_model(base, tmp_path / "base.keras")
+    base.save_weights(tmp_path / "base.weights.h5")
+    other.save_weights(tmp_path / "other.weights.h5")
+    keras_base = dataclasses.replace(params.base, name=str(tmp_path / "base.keras"), fine_tune_from="conv")
+    loaded = models.build_base(dataclasses.replace(keras_base, weights=str(tmp_path / "base.weights.h5")))
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), base.get_weights()))
+    with pytest.raises(StageError, match=r"other.weights.h5' does not fit tiny_conv: .*give null, or a .weights.h5 file"):
+        models.build_base(dataclasses.replace(keras_base, weights=str(tmp_path / "other.weights.h5")))
+
+
+@pytest.mark.parametrize(
+    "outputs, message",
+    [
+        (lambda x: keras.layers.Dense(1000)(keras.layers.GlobalAveragePooling2D()(x)),
+         "X is a full model whose output is (None, 1000), not a convolutional feature map: give its convolutional base"),
+        (lambda x: keras.layers.Reshape((-1, 4))(x), "X's output is (None, 36, 4), not a convolutional feature map"),
+        (lambda x: [x, x], "X has 2 outputs, not one convolutional feature map"),
+    ],
+)
+def test_check_base_refuses_what_is_not_a_feature_map(outputs, message):
+    pixels = keras.Input((8, 8, 3))
+    model = keras.Model(pixels, outputs(keras.layers.Conv2D(4, 3)(pixels)))
+    with pytest.raises(StageError) as info:
+        models.check_base(model, "X")
+    assert str(info.value).startswith(message)
+
+
+def test_check_base_refuses_a_base_for_grayscale_images():
+    pixels = keras.Input((None, None, 1))
+    with pytest.raises(StageError, match=r"X takes \(None, None, None, 1\), not RGB images \(None, H, W, 3\)"):
+        models.check_base(keras.Model(pixels, keras.layers.Conv2D(4, 3)(pixels)), "X")
+    models.check_base(tiny_conv(), "X")  # a base passes
 
 
 def test_weights_file_is_loaded_into_a_keras_application(params, vgg16, tmp_path):
@@ -252,6 +311,48 @@ def test_saved_model_takes_raw_pixels_and_loads_in_safe_mode(params, tmp_path):
 def test_loading_a_missing_model_says_how_to_build_it(tmp_path):
     with pytest.raises(StageError, match="dvc repro"):
         saving.load_model(tmp_path / "fine_tuned.keras")
+
+
+def keras_file_with(path: Path, model: keras.Model, replace: dict[str, str] = {}, drop: str | None = None) -> Path:
+    """`model` saved at `path`, then its config.json edited (strings replaced) or one entry dropped."""
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist() if name != drop}
+    for old, new in replace.items():
+        entries["config.json"] = entries["config.json"].replace(old.encode(), new.encode())
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_load_model_says_in_one_line_what_a_refused_file_is(tmp_path):
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense"), keras.layers.ReLU(name="relu")])
+    cases = {
+        keras_file_with(tmp_path / "unknown.keras", plain, {'"ReLU"': '"FancyReLU"'}):
+            "uses a class this Keras does not know (keras.layers.FancyReLU)",
+        keras_file_with(tmp_path / "weightless.keras", plain, drop="model.weights.h5"):
+            "is not a complete Keras model file (it holds no weights)",
+        keras_file_with(tmp_path / "configless.keras", plain, drop="config.json"):
+            "is a zip archive but not a Keras model file (it holds no config.json)",
+    }
+    named = tmp_path / "named.keras"
+    keras.Model(inputs := keras.Input((4,)), keras.layers.Lambda(keras.ops.abs)(inputs)).save(named)
+    cases[named] = "holds a Lambda layer (Python code that safe mode will not run)"
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((tmp_path / "unknown.keras").read_bytes()[:300])
+    cases[truncated] = "is a damaged zip archive, not a complete Keras model file (cut short?)"
+    for path, problem in cases.items():
+        with pytest.raises(StageError) as info:
+            saving.load_model(path)
+        assert str(info.value) == f"{path} {problem}: refused; give {saving.A_MODEL}"
+
+
+def test_first_sentence_never_passes_on_the_advice_to_turn_safe_mode_off():
+    err = ValueError("Something is unsafe here. Pass `safe_mode=False` to load it.\nMore detail.")
+    assert saving.first_sentence(err) == "ValueError: More detail."
+    assert saving.first_sentence(ValueError("Pass `safe_mode=False` to load it.")) == "ValueError"
+    assert saving.first_sentence(TypeError("Bad config.\n  Full config: {...}")) == "TypeError: Bad config."
 
 
 # --- save_model: deterministic and atomic ---------------------------------------------------

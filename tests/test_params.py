@@ -138,7 +138,7 @@ def test_wrong_type(tmp_path, keys, value, expected):
 
 def test_image_size_below_the_minimum(tmp_path):
     message = error_for(tmp_path, setter("data", "image_size", 15))
-    assert "data.image_size (pixels per side; the small convnet halves it four times) must be >= 16; got 15" in message
+    assert "data.image_size (pixels per side; the small convnet halves it four times) must be between 16 and 1024; got 15" in message
 
 
 def test_image_size_at_the_minimum_loads(tmp_path):
@@ -150,9 +150,9 @@ def test_image_size_at_the_minimum_loads(tmp_path):
     [
         (("head", "dropout"), 1.0, "head.dropout must be between 0 and 0.99; got 1.0"),
         (("augmentation", "rotation_degrees"), 181, "augmentation.rotation_degrees must be between 0 and 180"),
-        (("lr",), -1.0, "lr (the fine-tuning learning rate) must be >= 0"),
+        (("lr",), -1.0, "lr (the fine-tuning learning rate) must be > 0 and <= 1; got -1.0"),
         (("train_frozen", "epochs"), 0, "train_frozen.epochs must be >= 1; got 0"),
-        (("seed",), -1, "seed must be >= 0"),
+        (("seed",), -1, "seed must be between 0 and 4294967295"),
     ],
 )
 def test_out_of_range(tmp_path, keys, value, expected):

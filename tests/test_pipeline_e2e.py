@@ -84,7 +84,7 @@ def test_train_frozen_leaves_the_base_unchanged_and_fine_tune_changes_only_its_t
 def test_changing_a_training_param_reruns_only_that_stage_and_evaluate(tiny_repo):
     set_params(tiny_repo.path, {("train_classifier", "epochs"): 1})
     try:
-        assert tiny_repo.repro() == ["train_classifier", "evaluate"]
+        assert tiny_repo.repro() == ["check_params", "train_classifier", "evaluate"]
     finally:
         tiny_repo.reset()
 

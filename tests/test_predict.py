@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -265,3 +266,68 @@ def test_a_named_model_not_built_yet_says_run_dvc_repro(images_dir, tmp_path, mo
     message = exit_info.value.code
     assert isinstance(message, str) and "\n" not in message
     assert "models/feature_extraction.keras" in message and "dvc repro" in message
+
+
+# --- folders, links and odd files -----------------------------------------------------------------
+
+
+def small_png(path: Path, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (20, 20, 3)).astype(np.uint8)).save(path)
+    return path
+
+
+def predicted_paths(out: str) -> list[str]:
+    return [line.rsplit(", ", 2)[0] for line in out.splitlines()]
+
+
+def test_a_symbolic_link_to_a_folder_is_followed_and_each_folder_searched_once(saved_model, tmp_path, capsys):
+    elsewhere = small_png(tmp_path / "elsewhere" / "photo.png").parent
+    folder = tmp_path / "photos"
+    small_png(folder / "own.png", seed=1)
+    os.symlink(elsewhere, folder / "linked")
+    os.symlink(elsewhere, folder / "linked_again")  # the same folder: its images are predicted once
+    assert predict.main([str(folder), "--model", str(saved_model)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert predicted_paths(out) == [str(folder / "linked" / "photo.png"), str(folder / "own.png")]
+
+
+def test_broken_links_and_fifos_are_reported_not_read(saved_model, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    small_png(folder / "own.png")
+    os.symlink(tmp_path / "gone.png", folder / "dangling.png")
+    os.mkfifo(folder / "pipe")
+    os.mkfifo(tmp_path / "given_pipe")  # named on the command line: reading it would wait forever
+    assert predict.main([str(folder), str(tmp_path / "given_pipe"), "--model", str(saved_model)]) == 1
+    out, err = capsys.readouterr()
+    assert predicted_paths(out) == [str(folder / "own.png")]
+    assert err.splitlines() == [
+        f"predict: error: {folder / 'dangling.png'}: a broken symbolic link (to {tmp_path / 'gone.png'}): skipped",
+        f"predict: error: {folder / 'pipe'}: not a regular file (a FIFO, socket or device): skipped",
+        f"predict: error: {tmp_path / 'given_pipe'}: not a regular file (a FIFO, socket or device): skipped",
+    ]
+
+
+def test_an_empty_folder_among_others_is_reported_and_the_rest_predicted(saved_model, tmp_path, capsys):
+    image = small_png(tmp_path / "photo.png")
+    (tmp_path / "empty" / "nested").mkdir(parents=True)
+    assert predict.main([str(tmp_path / "empty"), str(image), "--model", str(saved_model)]) == 1
+    out, err = capsys.readouterr()
+    assert predicted_paths(out) == [str(image)]
+    assert err == f"predict: error: no images in {tmp_path / 'empty'}\n"
+
+
+def test_a_model_without_a_fixed_input_size_is_not_an_image_classifier(tmp_path, capsys):
+    pixels = keras.Input((None, None, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(pixels))
+    path = tmp_path / "any_size.keras"
+    keras.Model(pixels, keras.layers.Dense(2, activation="softmax")(pooled)).save(path)
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(small_png(tmp_path / "photo.png")), "--model", str(path)])
+    message = exit_info.value.code
+    assert message.startswith(
+        f"predict: error: {path} is not an image classifier of this pipeline (input (None, None, None, 3), output (None, 2)): "
+        f"give one of the five trained models"
+    )
+    assert capsys.readouterr().out == ""

@@ -400,10 +400,10 @@ def test_without_resume_no_checkpoint_is_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = {**DENSE_SETTINGS, "resume": False}
     watched_fit(*dense_problem(), stop_after=2, **settings)  # killed after EpochLog would have saved
-    assert not CHECKPOINTS_DIR.exists()
+    assert not (CHECKPOINTS_DIR / "demo").exists()
     _, watch = watched_fit(*dense_problem(), **settings)
     assert len(watch.weights) == DENSE_SETTINGS["epochs"], "a rerun starts over"
-    assert not CHECKPOINTS_DIR.exists()
+    assert not (CHECKPOINTS_DIR / "demo").exists()
 
 
 def test_without_resume_an_old_checkpoint_is_not_used(tmp_path, monkeypatch, capsys):

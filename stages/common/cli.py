@@ -1,20 +1,37 @@
-"""What every stage script shares at its entry point: one clean line for a user's mistake."""
+"""What every stage script shares at its entry point: one clean line for a user's mistake or an interruption."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Callable
+
+INTERRUPTED = 130  # the shell's exit status for a process ended by Ctrl-C (128 + SIGINT)
 
 
 class StageError(ValueError):
     """A problem the user can fix (params, data, missing files); shown without a traceback."""
 
 
+def interrupt(signum, frame) -> None:
+    """SIGTERM (`kill`, a queue stopping) ends a stage as Ctrl-C does: through the same clean exit."""
+    raise KeyboardInterrupt
+
+
 def run_stage(main: Callable[[], None], script: str) -> None:
-    """Run a stage's main(); a StageError exits 1 with `<stage>: error: <message>`."""
+    """Run a stage's main(); a StageError exits 1 with `<stage>: error: <message>`, Ctrl-C or SIGTERM
+    exit 130 with one line (DVC records nothing for a stage that did not finish)."""
     stage = Path(script).stem
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         main()
     except StageError as err:
         sys.exit(f"{stage}: error: {err}")
+    except KeyboardInterrupt:
+        print(
+            f"{stage}: interrupted; nothing of this run is recorded as done: `dvc repro` runs it again "
+            f"(a training stage resumes after its last finished epoch)",
+            file=sys.stderr,
+        )
+        sys.exit(INTERRUPTED)

@@ -17,6 +17,7 @@ from keras import layers
 from stages.common.cli import StageError
 from stages.common.layers import BasePreprocessing, BookAugmentation
 from stages.common.params import KERAS_BASES, AugmentationParams, BaseParams, HeadParams
+from stages.common.saving import load_model, load_weights
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seed weights, shuffling, augmentation and dropout; with `deterministic`, TensorFlow ops
@@ -32,23 +33,33 @@ def preprocessing_mode(base: BaseParams) -> str:
     return "none" if base.is_file else KERAS_BASES[base.name]["module"]
 
 
+A_BASE = (
+    "a convolutional base made of Keras layers: a keras.applications name, or a .keras file saved from one "
+    "(include_top=False)"
+)
+
+
 def build_base(base: BaseParams) -> keras.Model:
-    """The convolutional base named by params, with its weights, any input size."""
+    """The convolutional base named by params, with its weights, any input size; checked (`check_base`).
+
+    Every file it reads is loaded in safe mode, and every way it can be wrong (not a model, a
+    Lambda layer, a full model with its classifier, weights for another architecture) is a
+    StageError of one line."""
     if base.weights not in (None, "imagenet") and not Path(base.weights).is_file():
         raise StageError(f"base.weights {base.weights!r} is not a file; give a weights file, imagenet or null")
     if base.is_file:
         if not Path(base.name).is_file():
             raise StageError(f"base.name {base.name!r} is not a file; give an existing .keras base or a keras.applications name")
-        try:
-            model = keras.models.load_model(base.name, compile=False)  # safe_mode: no code from the file runs
-        except (ValueError, TypeError, OSError) as err:
-            raise StageError(f"base.name {base.name!r} is not a loadable Keras model: {err}") from None
+        model = load_model(base.name, label=f"base.name {base.name!r}", wanted=A_BASE)
+        check_base(model, f"base.name {base.name!r}")
         if base.weights:
-            model.load_weights(base.weights)
+            load_weights(model, base.weights, f"base.weights {base.weights!r}", weights_wanted(base.name, base.is_file))
         return model
     builder = getattr(keras.applications, KERAS_BASES[base.name]["builder"])
+    weights_file = base.weights not in (None, "imagenet")
     try:
-        return builder(include_top=False, weights=base.weights, input_shape=(None, None, 3))
+        # A weights file is loaded below, where what can go wrong with it is known.
+        model = builder(include_top=False, weights=None if weights_file else base.weights, input_shape=(None, None, 3))
     except Exception as err:  # Keras raises a bare Exception when the download fails
         if base.weights != "imagenet":
             raise
@@ -57,6 +68,44 @@ def build_base(base: BaseParams) -> keras.Model:
             f"download the .h5 file at the URL in that message, then copy it into ~/.keras/models/ here "
             f"(Keras looks there before downloading) or set base.weights to its path"
         ) from None
+    if weights_file:
+        load_weights(model, base.weights, f"base.weights {base.weights!r}", weights_wanted(base.name, base.is_file))
+    return model
+
+
+def weights_wanted(name: str, is_file: bool) -> str:
+    """What to give as base.weights for the base `name`."""
+    if is_file:
+        return "null, or a .weights.h5 file saved (model.save_weights) from the model in base.name"
+    return f"imagenet, null, or a weights file of {name} without its top (.weights.h5, or the notop .h5 Keras downloads)"
+
+
+def check_base(model: keras.Model, label: str) -> None:
+    """What every base must be: RGB images in, one convolutional feature map (None, H, W, C) out.
+
+    A full model (its classifier on top) would pass load_base and fail stages later, after
+    hours of work: refused here, with what to give instead."""
+    try:
+        outputs, output = model.outputs, model.output_shape
+    except (AttributeError, ValueError):  # a Sequential model saved before it was built
+        raise StageError(f"{label} has no defined input and output (an unbuilt model): give {A_BASE}") from None
+    if len(outputs) != 1:
+        raise StageError(
+            f"{label} has {len(outputs)} outputs, not one convolutional feature map (None, H, W, C): give {A_BASE}"
+        )
+    output = tuple(output)
+    if len(output) == 2:
+        raise StageError(
+            f"{label} is a full model whose output is {output}, not a convolutional feature map: give its "
+            f"convolutional base (keras.applications with include_top=False, or cut it at its last convolutional layer)"
+        )
+    if len(output) != 4:
+        raise StageError(f"{label}'s output is {output}, not a convolutional feature map (None, H, W, C): give {A_BASE}")
+    inputs = model.inputs
+    shape = tuple(inputs[0].shape) if len(inputs) == 1 else None
+    if shape is None or len(shape) != 4 or shape[-1] != 3:
+        described = shape if shape is not None else f"{len(inputs)} inputs"
+        raise StageError(f"{label} takes {described}, not RGB images (None, H, W, 3): give {A_BASE}")
 
 
 def check_layer(base: keras.Model, layer_name: str) -> None:

@@ -36,14 +36,21 @@ KERAS_BASES = {
 # The book's small convnet halves the image four times (2x2 max pooling): 16 pixels is the least
 # that leaves it a feature map (below 46 its 3x3 convolutions pad instead of shrinking the image).
 MIN_IMAGE_SIZE = 16
+# Each prepared image takes size x size x 3 bytes (3 MiB at 1024) and the bases' feature maps grow
+# with its square: past 1024 the arrays and a batch of activations outgrow a machine's memory.
+MAX_IMAGE_SIZE = 1024
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
+# A learning rate of 0 trains nothing; above 1 (RMSprop, Adam) the weights blow up at once.
+RATE = {"above": 0, "max": 1}
 
 
 class ParamsError(StageError):
     """A params.yaml problem, phrased for the person who edits params.yaml."""
 
 
-def _check(min=None, max=None, help=None):
-    return field(metadata={"min": min, "max": max, "help": help})
+def _check(min=None, max=None, help=None, above=None):
+    """Bounds of a number: `min` and `max` inclusive, `above` exclusive."""
+    return field(metadata={"min": min, "max": max, "help": help, "above": above})
 
 
 # A split is a fraction of each class (any layout) or, for Kaggle's naming, an index range [start, end).
@@ -67,7 +74,9 @@ class SplitParams:
 @dataclass(frozen=True)
 class DataParams:
     raw_dir: str
-    image_size: int = _check(min=MIN_IMAGE_SIZE, help="pixels per side; the small convnet halves it four times")
+    image_size: int = _check(
+        min=MIN_IMAGE_SIZE, max=MAX_IMAGE_SIZE, help="pixels per side; the small convnet halves it four times"
+    )
     on_bad_image: Literal["fail", "skip"]
     split: SplitParams
     classes: list[str] | None  # null: every class found, sorted by name; or the ones to use, in label order
@@ -113,7 +122,7 @@ class BatchParams:
 class TrainingParams:
     epochs: int = _check(min=1)
     batch_size: int = _check(min=1)
-    learning_rate: float = _check(min=0)
+    learning_rate: float = _check(**RATE)
 
 
 @dataclass(frozen=True)
@@ -151,8 +160,8 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = _check(min=0)
-    lr: float = _check(min=0, help="the fine-tuning learning rate")
+    seed: int = _check(min=0, max=MAX_SEED)
+    lr: float = _check(**RATE, help="the fine-tuning learning rate")
     data: DataParams
     base: BaseParams
     augmentation: AugmentationParams
@@ -192,8 +201,7 @@ def _convert(kind, value, key: str):
         hints = typing.get_type_hints(kind)
         for name in value:
             if name not in fields:
-                close = difflib.get_close_matches(str(name), fields, n=1)
-                hint = f" (did you mean {_join(key, close[0])}?)" if close else ""
+                hint = _suggestion(kind, key, str(name))
                 raise ParamsError(
                     f"params.yaml: unknown key {_join(key, name)}{hint}; allowed keys in {where}: {_names(kind)}"
                 )
@@ -269,9 +277,12 @@ def _convert(kind, value, key: str):
 
 
 def _check_range(value, metadata, key: str) -> None:
-    low, high = metadata.get("min"), metadata.get("max")
-    if low is not None and value < low or high is not None and value > high:
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+    low, high, above = metadata.get("min"), metadata.get("max"), metadata.get("above")
+    if low is not None and value < low or high is not None and value > high or above is not None and value <= above:
+        if above is not None:
+            bounds = f"> {above}" + (f" and <= {high}" if high is not None else "")
+        else:
+            bounds = f">= {low}" if high is None else f"between {low} and {high}"
         what = f" ({metadata['help']})" if metadata.get("help") else ""
         raise ParamsError(f"params.yaml: {key}{what} must be {bounds}; got {value!r}")
 
@@ -382,6 +393,26 @@ def _check_base(base: BaseParams) -> None:
 def fine_tune_from(base: BaseParams) -> str:
     """The layer to unfreeze from: the param, or the base's own default when it is null."""
     return base.fine_tune_from or KERAS_BASES[base.name]["fine_tune_from"]
+
+
+def _suggestion(kind, key: str, name: str) -> str:
+    """' (did you mean X?)' for an unknown key: a close key of the same section, or else a close key
+    one section down (`learning_rat` -> `train_frozen.learning_rate`), or ''."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    close = difflib.get_close_matches(name, fields, n=1)
+    if close:
+        return f" (did you mean {_join(key, close[0])}?)"
+    hints = typing.get_type_hints(kind)
+    nested = {
+        f"{section}.{inner.name}": inner.name
+        for section in fields if dataclasses.is_dataclass(hints[section])
+        for inner in dataclasses.fields(hints[section])
+    }
+    close = difflib.get_close_matches(name, set(nested.values()), n=1)
+    if not close:
+        return ""
+    places = [_join(key, dotted) for dotted, inner in nested.items() if inner == close[0]]
+    return f" (did you mean {' or '.join(places[:3])}{' or ...' if len(places) > 3 else ''}?)"
 
 
 def _is_int(value) -> bool:

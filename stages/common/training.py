@@ -4,6 +4,7 @@ dvclive logging, the best epoch, and per-epoch checkpoints to resume an interrup
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import itertools
 import json
@@ -172,13 +173,38 @@ def fingerprint(stage: str, model: keras.Model, arrays: list[np.ndarray], settin
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def only_run(stage: str):
+    """Hold the stage's lock while it trains: a second run of the same stage (an orphan of a killed
+    `dvc`, a second terminal) would race it on the same checkpoint and outputs. The lock is the
+    kernel's (flock): it goes with the process however the process ends."""
+    CHECKPOINTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = CHECKPOINTS_DIR / f"{stage}.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            other = lock.read().strip() or "unknown"
+            raise StageError(
+                f"{stage} is already running in this workspace (process {other}); wait for it to finish, "
+                f"or stop it (`kill {other}`) and run again"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
 class EpochLog(keras.callbacks.Callback):
     """Per-epoch train/val loss and accuracy to dvclive; keeps the best epoch by val loss;
-    saves a checkpoint after every epoch when it has one."""
+    saves a checkpoint after every epoch when it has one; stops the run if its parent is gone."""
 
-    def __init__(self, live: Live, checkpoint: Checkpoint | None):
+    def __init__(self, live: Live, checkpoint: Checkpoint | None, stage: str):
         super().__init__()
-        self.live, self.checkpoint = live, checkpoint
+        self.live, self.checkpoint, self.stage = live, checkpoint, stage
+        self.parent = os.getppid()  # `dvc repro`, or the shell that started the stage
         self.history: list[dict] = []
         self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
 
@@ -204,6 +230,12 @@ class EpochLog(keras.callbacks.Callback):
         if self.checkpoint is not None:
             state = {"epoch": epoch + 1, "history": self.history, "best_loss": self.best_loss, "best_epoch": self.best_epoch}
             self.checkpoint.save(self.model, state, self.best_weights)
+        if os.getppid() != self.parent:  # orphaned: nobody will record what this run makes
+            kept = "its checkpoint is kept, " if self.checkpoint is not None else ""
+            raise StageError(
+                f"{self.stage}: the process that started it (pid {self.parent}) is gone; stopped after epoch "
+                f"{epoch + 1}, {kept}run `dvc repro` again"
+            )
 
     @property
     def best_logs(self) -> dict:
@@ -229,44 +261,45 @@ def fit(
     stage continues after its last finished epoch; the checkpoint is removed at the end.
     `class_weight` ({label: weight}) weighs each image's loss by its class.
     """
-    live = Live(dir=str(stage_metrics_dir(stage)), save_dvc_exp=False, dvcyaml=None, report=None)
-    checkpoint = None
-    if resume:
-        settings = (epochs, batch_size, seed, sorted((class_weight or {}).items()))
-        checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings))
-    log = EpochLog(live, checkpoint)
-    state = checkpoint.load(model) if checkpoint else None
-    first_epoch = 0
-    if state:
-        log.restore(state)
-        first_epoch = state["epoch"]
-        print(f"{stage}: resuming after epoch {first_epoch}/{epochs} from {checkpoint.folder}")
-    started = time.perf_counter()
-    if first_epoch < epochs:
-        model.fit(
-            array_batches(*train, batch_size, seed=seed, first_epoch=first_epoch),
-            validation_data=array_batches(*validation, batch_size),
-            epochs=epochs, initial_epoch=first_epoch, callbacks=[log], shuffle=False, verbose=2,
-            class_weight=class_weight,
-        )
-    seconds = time.perf_counter() - started
-    if log.best_epoch is None:
-        raise StageError(
-            f"{stage}: the validation loss was not a number in any epoch (training diverged); "
-            f"lower the learning rate or check the input data"
-        )
-    model.set_weights(log.best_weights)
-    best = log.best_logs
-    summary = {
-        "best_epoch": log.best_epoch,
-        "train": {"loss": best["loss"], "accuracy": best["accuracy"]},
-        "val": {"loss": best["val_loss"], "accuracy": best["val_accuracy"]},
-    }
-    live.summary = dict(summary)  # dvclive adds its step to the dict it is given
-    live.end()
-    if checkpoint:
-        checkpoint.remove()
-    ran = max(epochs - first_epoch, 1)
-    print(f"{stage}: best epoch {log.best_epoch}/{epochs}: val accuracy {summary['val']['accuracy']:.4f}, "
-          f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / ran:.1f} s/epoch)")
-    return summary
+    with only_run(stage):  # one run of a stage at a time
+        live = Live(dir=str(stage_metrics_dir(stage)), save_dvc_exp=False, dvcyaml=None, report=None)
+        checkpoint = None
+        if resume:
+            settings = (epochs, batch_size, seed, sorted((class_weight or {}).items()))
+            checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings))
+        log = EpochLog(live, checkpoint, stage)
+        state = checkpoint.load(model) if checkpoint else None
+        first_epoch = 0
+        if state:
+            log.restore(state)
+            first_epoch = state["epoch"]
+            print(f"{stage}: resuming after epoch {first_epoch}/{epochs} from {checkpoint.folder}")
+        started = time.perf_counter()
+        if first_epoch < epochs:
+            model.fit(
+                array_batches(*train, batch_size, seed=seed, first_epoch=first_epoch),
+                validation_data=array_batches(*validation, batch_size),
+                epochs=epochs, initial_epoch=first_epoch, callbacks=[log], shuffle=False, verbose=2,
+                class_weight=class_weight,
+            )
+        seconds = time.perf_counter() - started
+        if log.best_epoch is None:
+            raise StageError(
+                f"{stage}: the validation loss was not a number in any epoch (training diverged); "
+                f"lower the learning rate or check the input data"
+            )
+        model.set_weights(log.best_weights)
+        best = log.best_logs
+        summary = {
+            "best_epoch": log.best_epoch,
+            "train": {"loss": best["loss"], "accuracy": best["accuracy"]},
+            "val": {"loss": best["val_loss"], "accuracy": best["val_accuracy"]},
+        }
+        live.summary = dict(summary)  # dvclive adds its step to the dict it is given
+        live.end()
+        if checkpoint:
+            checkpoint.remove()
+        ran = max(epochs - first_epoch, 1)
+        print(f"{stage}: best epoch {log.best_epoch}/{epochs}: val accuracy {summary['val']['accuracy']:.4f}, "
+              f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / ran:.1f} s/epoch)")
+        return summary

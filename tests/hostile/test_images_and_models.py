@@ -1,0 +1,258 @@
+"""Hostile and careless input to decoding, load_base and predict: one clear line each, or correct handling.
+
+The cases, one test each:
+
+- a 16-bit grayscale PNG named .jpg is scaled to 8 bits (value / 257), not clipped to white;
+- a 16-bit RGB PNG decodes to its values / 257 (Pillow 13 reads it as 8-bit RGB itself: a guard);
+- a 32-bit float TIFF (PIL mode F) is refused by name: predict prints one line for it and
+  still predicts the other image;
+- a full model (classifier on top) given as base.name: load_base refuses it, writes nothing;
+- base.weights pointing at a README-like text file: load_base says it is not a weights file;
+- a .keras file holding a Lambda layer: predict and load_base refuse it in one line, without
+  Keras' advice to turn safe mode off;
+- a text file named .keras: predict and load_base say it is not a Keras model file;
+- models/base.keras given to predict: a convolutional base without a classifier;
+- predict on an empty folder: `predict: error: no images in X`, exit 1;
+- predict on a folder with symbolic link loops (`loop -> .`, `a -> b -> a`): one line per
+  loop, no endless search, the other image still predicted, exit 1.
+
+Every model here is tiny and built in the test; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from stages import load_base, predict
+from stages.common import saving
+from stages.common.cli import StageError
+from stages.common.images import BadImage, decode_image
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 16  # the tiny classifier's input side
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def png_16_bit(pixels: np.ndarray) -> bytes:
+    """A 16-bit PNG written by hand (PIL writes 16-bit grayscale only): gray (H, W) or RGB (H, W, 3)."""
+    height, width = pixels.shape[:2]
+    color_type = 2 if pixels.ndim == 3 else 0
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = pixels.astype(">u2").reshape(height, -1)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # filter type 0 on each row
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def check_line(message, start: str) -> None:
+    """One line, starting as expected, and never Keras' advice to turn safe mode off."""
+    assert isinstance(message, str), message
+    assert "\n" not in message
+    assert message.startswith(start), message
+    assert "safe_mode" not in message and "enable_unsafe_deserialization" not in message
+
+
+# --- tiny models, built once --------------------------------------------------------------------
+
+
+def conv_base(name: str = "tiny_base") -> keras.Model:
+    pixels = keras.Input((None, None, 3))
+    return keras.Model(pixels, keras.layers.Conv2D(4, 3, name="conv")(pixels), name=name)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A classifier trained by nobody, a full model, a base, a Lambda model and a text file named .keras."""
+    folder = tmp_path_factory.mktemp("models")
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(pixels)
+    x = keras.layers.Conv2D(2, 3, name="conv")(x)
+    x = keras.layers.Flatten()(x)
+    classifier = keras.Model(pixels, keras.layers.Dense(2, activation="softmax", name="predictions")(x))
+    saving.save_model(classifier, folder / "classifier.keras", ["cat", "dog"])
+    # A full model: convolutions and a dense head, output (None, 2), as keras.applications with include_top=True.
+    full_pixels = keras.Input((SIZE, SIZE, 3))
+    features = keras.layers.Conv2D(4, 3, name="conv")(full_pixels)
+    head = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
+    keras.Model(full_pixels, head, name="full").save(folder / "full.keras")
+    (folder / "models").mkdir()
+    saving.save_model(conv_base(), folder / "models" / "base.keras")
+    lambda_pixels = keras.Input((None, None, 3))
+    doubled = keras.layers.Lambda(lambda v: v * 2, name="doubled")(lambda_pixels)
+    keras.Model(lambda_pixels, keras.layers.Conv2D(4, 3, name="conv")(doubled)).save(folder / "lambda.keras")
+    (folder / "text.keras").write_text("This is a README, not a model.\n")
+    (folder / "README.md").write_text("# A project\n\nSome text, not weights.\n")
+    names = ("classifier.keras", "full.keras", "models/base.keras", "lambda.keras", "text.keras", "README.md")
+    return {Path(name).stem: folder / name for name in names}
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch) -> Path:
+    """An empty working folder with the project's params.yaml, where load_base runs."""
+    shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def set_base(folder: Path, **base) -> None:
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    params["base"].update(base)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def load_base_error(folder: Path) -> str:
+    with pytest.raises(StageError) as info:
+        load_base.main()
+    assert not (folder / "models").exists()  # nothing written
+    return str(info.value)
+
+
+def predict_error(capsys, *args: str) -> str:
+    """predict's exit message when it refuses its model (sys.exit with one line)."""
+    with pytest.raises(SystemExit) as info:
+        predict.main(list(args))
+    assert capsys.readouterr().out == ""
+    return info.value.code
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("image") / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 20, 3)).astype(np.uint8)).save(path)
+    return path
+
+
+# --- 3. images that decoded wrongly without a word -----------------------------------------------
+
+
+def test_16_bit_grayscale_png_named_jpg_is_scaled_not_clipped(tmp_path):
+    values = np.linspace(0, 65535, 40 * 30).reshape(40, 30).astype(np.uint16)
+    path = tmp_path / "scan.jpg"
+    path.write_bytes(png_16_bit(values))
+    array = decode_image(path.read_bytes(), 30)
+    assert abs(array.mean() - (values / 257).mean()) < 1.5  # not 255: before, 99% of the pixels were
+    assert (array == 255).mean() < 0.05
+    assert (array == array[..., :1]).all()
+
+
+def test_16_bit_rgb_png_is_scaled(tmp_path):
+    values = np.random.default_rng(1).integers(0, 65536, (12, 12, 3)).astype(np.uint16)
+    array = decode_image(png_16_bit(values), 12)  # same size: no resampling
+    assert np.abs(array.astype(int) - np.rint(values / 257)).max() <= 1
+
+
+def test_float_tiff_is_refused_by_name_and_predict_goes_on(files, image, tmp_path, capsys):
+    data = encode(Image.fromarray(np.full((8, 8), 0.5, np.float32)), "TIFF")
+    with pytest.raises(BadImage) as info:
+        decode_image(data, 8)
+    assert str(info.value) == "32-bit float image (mode F): convert it to 8-bit RGB"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "depth.tif").write_bytes(data)
+    shutil.copy2(image, folder)
+    assert predict.main([str(folder), "--model", str(files["classifier"])]) == 1
+    out, err = capsys.readouterr()
+    assert err == f"predict: error: {folder / 'depth.tif'}: 32-bit float image (mode F): convert it to 8-bit RGB\n"
+    assert [line.split(", ")[0] for line in out.splitlines()] == [str(folder / "photo.png")]
+
+
+# --- 4. impossible bases ------------------------------------------------------------------------
+
+
+def test_full_model_as_base_is_refused(files, stage_dir):
+    set_base(stage_dir, name=str(files["full"]), weights=None, fine_tune_from="conv")
+    message = load_base_error(stage_dir)
+    check_line(message, f"base.name {str(files['full'])!r} is a full model whose output is (None, 2), not a convolutional feature map")
+    assert "include_top=False" in message
+
+
+def test_text_file_as_base_weights_is_refused(files, stage_dir):
+    set_base(stage_dir, name="vgg16", weights=str(files["README"]))
+    message = load_base_error(stage_dir)
+    check_line(message, f"base.weights {str(files['README'])!r} is not a weights file")
+    assert "give imagenet, null, or a weights file of vgg16" in message
+
+
+# --- 5. model files Keras refuses --------------------------------------------------------------
+
+
+def test_lambda_layer_file_is_refused_by_predict(files, image, capsys):
+    message = predict_error(capsys, str(image), "--model", str(files["lambda"]))
+    check_line(message, f"predict: error: {files['lambda']} holds a Lambda layer (Python code that safe mode will not run): refused; give ")
+
+
+def test_lambda_layer_file_is_refused_by_load_base(files, stage_dir):
+    set_base(stage_dir, name=str(files["lambda"]), weights=None, fine_tune_from="conv")
+    message = load_base_error(stage_dir)
+    check_line(message, f"base.name {str(files['lambda'])!r} holds a Lambda layer (Python code that safe mode will not run): refused; give ")
+
+
+def test_text_file_named_keras_is_refused_by_predict(files, image, capsys):
+    message = predict_error(capsys, str(image), "--model", str(files["text"]))
+    check_line(message, f"predict: error: {files['text']} is not a Keras model file (a .keras file is a zip archive): refused; give ")
+
+
+def test_text_file_named_keras_is_refused_by_load_base(files, stage_dir):
+    set_base(stage_dir, name=str(files["text"]), weights=None, fine_tune_from="conv")
+    message = load_base_error(stage_dir)
+    check_line(message, f"base.name {str(files['text'])!r} is not a Keras model file (a .keras file is a zip archive): refused; give ")
+
+
+def test_a_base_given_to_predict_is_refused(files, image, capsys):
+    message = predict_error(capsys, str(image), "--model", str(files["base"]))
+    check_line(
+        message,
+        f"predict: error: {files['base']} is a convolutional base without a classifier (output (None, None, None, 4)): "
+        f"give one of the five trained models",
+    )
+
+
+# --- 7. folders ---------------------------------------------------------------------------------
+
+
+def test_empty_folder_is_an_error(files, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert predict.main([str(empty), "--model", str(files["classifier"])]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"predict: error: no images in {empty}\n"
+
+
+def test_symlink_loops_are_reported_and_the_rest_predicted(files, image, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    (folder / "inner").mkdir(parents=True)
+    shutil.copy2(image, folder / "inner")
+    os.symlink(".", folder / "loop")  # ln -s . loop
+    os.symlink("..", folder / "inner" / "up")  # a loop one level down
+    os.symlink("b", folder / "a")  # a -> b -> a
+    os.symlink("a", folder / "b")
+    assert predict.main([str(folder), "--model", str(files["classifier"])]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split(", ")[0] for line in out.splitlines()] == [str(folder / "inner" / "photo.png")]
+    assert err.splitlines() == [
+        f"predict: error: {folder / 'a'}: a symbolic link loop: skipped",
+        f"predict: error: {folder / 'b'}: a symbolic link loop: skipped",
+        f"predict: error: {folder / 'loop'}: a symbolic link loop (it leads back to {folder}): not followed",
+        f"predict: error: {folder / 'inner' / 'up'}: a symbolic link loop (it leads back to {folder}): not followed",
+    ]

@@ -1,0 +1,223 @@
+"""Hostile and careless params, and runs that are killed, doubled or interrupted.
+
+Each case gets one clear line (or correct handling), never a traceback:
+
+- params out of their real range: data.image_size 5000, lr 0, a learning rate of 2, seed 2**32;
+- an unknown top-level key (`learning_rat: 1e-4`) stops `dvc repro` in its first stage, check_params,
+  and so does one added with `dvc exp run -S +learning_rat=...`;
+- a second run of a training stage while one runs: refused, naming the other process;
+- a training stage whose parent (`dvc`) is killed stops after its next epoch, keeping its checkpoint;
+- Ctrl-C (SIGINT) or SIGTERM during a stage: one line, exit status 130, no KeyboardInterrupt traceback;
+- TensorFlow's start-up chatter (INFO lines, cuInit on a machine without a GPU) is not shown,
+  and any other line on stderr is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.common.cli import StageError
+from stages.common.params import ParamsError, load_params
+from stages.common.startup_log import noise_pattern
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def params_with(tmp_path: Path, *keys_and_value) -> Path:
+    *keys, value = keys_and_value
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    section = raw
+    for key in keys[:-1]:
+        section = section[key]
+    section[keys[-1]] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    "keys, value, message",
+    [
+        (("data", "image_size"), 5000, "data.image_size (pixels per side; the small convnet halves it four times) must be between 16 and 1024; got 5000"),
+        (("lr",), 0, "lr (the fine-tuning learning rate) must be > 0 and <= 1; got 0.0"),
+        (("train_frozen", "learning_rate"), 2, "train_frozen.learning_rate must be > 0 and <= 1; got 2.0"),
+        (("seed",), 2**32, "seed must be between 0 and 4294967295; got 4294967296"),
+        (("learning_rat",), 1e-4, "unknown key learning_rat (did you mean train_classifier.learning_rate or train_frozen.learning_rate or train_scratch.learning_rate or ...?)"),
+    ],
+)
+def test_impossible_params_are_one_line(tmp_path, keys, value, message):
+    with pytest.raises(ParamsError) as info:
+        load_params(params_with(tmp_path, *keys, value))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# --- runs: two at once, an orphan, Ctrl-C ---------------------------------------------------------------
+
+# A training stage in miniature: the project's fit() on a tiny problem, slowed to ~0.4 s an epoch.
+TRAINING = textwrap.dedent("""
+    import sys, time
+    import keras, numpy as np
+    from stages.common.cli import run_stage
+    from stages.common.models import compile_model
+    from stages.common.training import fit
+
+    class Slow(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"epoch {epoch + 1} done", flush=True)
+            time.sleep(0.4)
+
+    def main():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+        compile_model(model, 1e-3)
+        x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+        y = (x[:, 0] > 0).astype("uint8")
+        original = keras.Model.fit
+        keras.Model.fit = lambda self, *a, callbacks=(), **k: original(self, *a, callbacks=[*callbacks, Slow()], **k)
+        fit(model, "train_demo", (x, y), (x, y), epochs=200, batch_size=8, seed=0, resume=True)
+
+    run_stage(main, "train_demo.py")
+""")
+
+
+def start_training(work: Path, parent: bool = False) -> subprocess.Popen:
+    """The miniature stage in `work`; with `parent`, under a parent process that only waits for it."""
+    script = work / "train_demo.py"
+    script.write_text(TRAINING)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, str(script)]
+    if parent:
+        launcher = f"import subprocess, sys; child = subprocess.Popen({command!r}, stdout=open('child.out', 'w'), stderr=subprocess.STDOUT); print(child.pid, flush=True); sys.exit(child.wait())"
+        command = [sys.executable, "-c", launcher]
+    return subprocess.Popen(command, cwd=work, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def checkpoint_epoch(work: Path) -> int:
+    state = work / ".dvc/tmp/checkpoints/train_demo/state.json"
+    return json.loads(state.read_text())["epoch"] if state.is_file() else 0
+
+
+def test_a_second_run_of_a_training_stage_is_refused_naming_the_first(tmp_path, monkeypatch):
+    from stages.common.training import only_run
+
+    first = start_training(tmp_path)
+    try:
+        wait_for(lambda: checkpoint_epoch(tmp_path) >= 1)
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(StageError) as info:
+            with only_run("train_demo"):
+                pass
+        assert str(info.value) == (
+            f"train_demo is already running in this workspace (process {first.pid}); wait for it to finish, "
+            f"or stop it (`kill {first.pid}`) and run again"
+        )
+    finally:
+        first.kill()
+        first.wait()
+    with only_run("train_demo"):  # the kernel released the lock with the process
+        pass
+
+
+def test_a_stage_whose_parent_is_killed_stops_after_its_next_epoch(tmp_path):
+    parent = start_training(tmp_path, parent=True)
+    child_pid = int(parent.stdout.readline())
+    wait_for(lambda: checkpoint_epoch(tmp_path) >= 2)
+    os.kill(parent.pid, signal.SIGKILL)  # as `kill -9` of dvc alone
+    parent.wait()
+    wait_for(lambda: not Path(f"/proc/{child_pid}").exists() or "Z" in Path(f"/proc/{child_pid}/stat").read_text().split()[2], 60)
+    output = (tmp_path / "child.out").read_text()
+    stopped = re.search(r"train_demo: error: train_demo: the process that started it \(pid (\d+)\) is gone; stopped after epoch (\d+), its checkpoint is kept, run `dvc repro` again", output)
+    assert stopped, output[-2000:]
+    assert int(stopped.group(1)) == parent.pid
+    assert int(stopped.group(2)) == checkpoint_epoch(tmp_path) < 200  # the checkpoint of the last epoch it ran
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_a_stage_with_one_line(tmp_path, signum):
+    stage = start_training(tmp_path)
+    wait_for(lambda: checkpoint_epoch(tmp_path) >= 1)
+    stage.send_signal(signum)
+    output, _ = stage.communicate(timeout=60)
+    assert stage.returncode == 130
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("train_demo: interrupted; nothing of this run is recorded as done")
+    assert checkpoint_epoch(tmp_path) >= 1  # what resuming needs is still there
+
+
+# --- TensorFlow's start-up log ---------------------------------------------------------------------------
+
+CHATTER = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1795415650.143984   13060 port.cc:153] oneDNN custom operations are on.",
+    "I0000 00:00:1795415650.144691   13060 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.",
+    "E0000 00:00:1795416641.794686   17039 node_def_util.cc:682] NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset>",
+]
+CUINIT = "E0000 00:00:1795415651.231594   13060 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)"
+REAL = [
+    "E0000 00:00:1795415651.231594   13060 some_kernel.cc:10] OOM when allocating tensor with shape[64,512,512]",
+    "W0000 00:00:1795415651.231594   13060 gpu_device.cc:2341] Cannot dlopen some GPU libraries.",
+    "Traceback (most recent call last):",
+    "train_frozen: error: params.yaml: unknown key learning_rat (did you mean lr?)",
+]
+
+
+def test_the_filter_drops_the_chatter_and_keeps_everything_else():
+    without_gpu, with_gpu = re.compile(noise_pattern(False)), re.compile(noise_pattern(True))
+    assert all(without_gpu.match(line) for line in [*CHATTER, CUINIT])
+    assert not any(without_gpu.match(line) for line in REAL)
+    assert not with_gpu.match(CUINIT)  # with an NVIDIA driver, failing to start CUDA is a real error
+
+
+def test_a_stage_shows_its_own_lines_and_not_tensorflows_start_up(tmp_path):
+    """predict imports TensorFlow and fails on a model that is not there: only its own line is shown."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "PIPELINE_STDERR_FILTERED")}
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.predict", str(tmp_path), "--model", str(tmp_path / "absent.keras")],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"predict: error: --model {tmp_path / 'absent.keras'} is not a file"]
+
+
+# --- an unknown key in a real `dvc repro` ------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_an_unknown_key_stops_dvc_repro_and_dvc_exp_run_in_their_first_stage(tiny_repo):
+    from tests.conftest import set_params, stages_run
+
+    set_params(tiny_repo.path, {("learning_rat",): 1e-4})
+    try:
+        result = tiny_repo.dvc("repro", check=False)
+        assert result.returncode != 0
+        assert stages_run(result.stdout) == ["check_params"]
+        assert "check_params: error: params.yaml: unknown key learning_rat (did you mean" in result.stderr + result.stdout
+    finally:
+        tiny_repo.reset()
+    result = tiny_repo.dvc("exp", "run", "-n", "typo", "-S", "+learning_rat=1e-4", check=False)
+    try:
+        assert result.returncode != 0 and stages_run(result.stdout) == ["check_params"]
+        assert "unknown key learning_rat" in result.stderr + result.stdout
+        assert "typo" not in tiny_repo.dvc("exp", "list").stdout  # not counted as an experiment
+    finally:
+        tiny_repo.reset()
