@@ -26,7 +26,9 @@ class folder with `/` as `__` (after `<class>__` when classes share a group's fo
 (whatever the letter case) gets part of the image's sha256. manifest.csv has a row per
 image: split, label, class (the original one), path (under data/split), source (where in
 data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256. Every problem is
-found before anything is written.
+found before anything is written: the intake refuses links out of data.raw_dir, zip bombs and
+the like as it reads the folder (stages.common.raw_files), and every image chosen is read
+once (its content hashed, or just read) before data/split is removed and written again.
 """
 
 from __future__ import annotations
@@ -115,9 +117,10 @@ def check_safe(name: str) -> None:
 
 
 def assign_splits(images: list[RawImage], collection: Collection, shares: SplitParams, raw_dir: str):
-    """[(split, image)] for every image."""
+    """[(split, image)] for every image chosen, each of them read once already (split_by_content
+    reads them, read_all the others): one that cannot be read stops the stage before anything is written."""
     if collection.given_splits == set(SPLITS):
-        return [(image.split, image) for image in images]
+        return read_all([(image.split, image) for image in images])
     if not shares.is_ranges:
         return [(split_by_content(image, shares.as_dict(), collection.given_splits), image) for image in images]
     if collection.layout != KAGGLE:
@@ -125,7 +128,15 @@ def assign_splits(images: list[RawImage], collection: Collection, shares: SplitP
             f"data.split gives index ranges [start, end), which only Kaggle's cat.N.jpg naming has, but data.raw_dir "
             f"holds {collection.layout}; give fractions of each class instead, e.g. train: 0.8, validation: 0.1, test: 0.1"
         )
-    return select_ranges(images, shares.as_dict(), raw_dir)
+    return read_all(select_ranges(images, shares.as_dict(), raw_dir))
+
+
+def read_all(assigned):
+    """`assigned`, once each image's content has been read: a zip member that fails its CRC (damaged, or
+    inflating past the size its archive declares) or a file gone since the tree was built stops here."""
+    for _, image in assigned:
+        image.content()
+    return assigned
 
 
 def split_by_content(image: RawImage, fractions: dict[str, float], given: frozenset[str]) -> str:
@@ -225,9 +236,15 @@ def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:
 
 
 def report_ignored(collection: Collection, raw_dir: str) -> None:
-    if collection.ignored:
-        ignored = collection.ignored
-        print(f"split: ignored {len(ignored)} files in {raw_dir} that are not {collection.takes}{examples(ignored)}")
+    """One line: how many files hold none of the images, and why; near misses of Kaggle's naming with the reason."""
+    ignored, near = collection.ignored, collection.near_misses
+    near_text = f" ({len(near)}), rename them to use them{examples(near)}"
+    if ignored:
+        near_misses = f"; near misses of that naming{near_text}" if near else ""
+        why = f"that are not {collection.takes}{examples(ignored)}{near_misses}"
+        print(f"split: ignored {len(ignored)} files in {raw_dir} {why}")
+    elif near:
+        print(f"split: ignored near misses of Kaggle's naming in {raw_dir}{near_text}")
 
 
 def summary(layout: str, labels: Labels, counts: dict[str, dict[str, int]]) -> str:
@@ -243,13 +260,13 @@ def main() -> None:
     params = load_params()
     raw_dir = params.data.raw_dir
     with raw_collection(raw_dir, params.data.label_column) as collection:
+        report_ignored(collection, raw_dir)
         found = {image.class_name for image in collection.images}
         labels = choose_labels(found, params.data.classes, params.data.class_groups)
         images = [image for image in collection.images if image.class_name in labels.of_class]
         assigned = assign_splits(images, collection, params.data.split, raw_dir)
         counts = count_images(assigned, labels)
         check_every_split_has_every_label(counts, labels)
-        report_ignored(collection, raw_dir)
         write_split(assigned, labels)
     write_classes(labels.names)
     METRICS_DIR.mkdir(exist_ok=True)

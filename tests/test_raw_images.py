@@ -9,11 +9,14 @@ import io
 import os
 import tempfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
+from stages.common import raw_files
 from stages.common.cli import StageError
 from stages.common.raw_files import RawDataError, RawTree
 from stages.common.raw_images import KAGGLE, SPLIT_FOLDERS, raw_collection
@@ -109,13 +112,36 @@ def test_tree_leaves_out_hidden_files_and_macos_folders(raw_dir):
         assert [file.path.as_posix() for file in tree.files] == ["x/keep.txt", "y/b.txt"]
 
 
-def test_a_zip_three_levels_deep_is_a_plain_file(raw_dir):
+def test_a_zip_three_levels_deep_is_refused(raw_dir):
     inner = zip_bytes({"deep.zip": zip_bytes({"cat.1.jpg": jpeg()})})
     (raw_dir / "outer.zip").write_bytes(zip_bytes({"inner.zip": inner}))
+    with pytest.raises(RawDataError, match="outer.zip:inner.zip:deep.zip is a zip inside a zip inside a zip"):
+        with RawTree(raw_dir):
+            pass
+
+
+def test_a_labels_table_may_compress_past_the_bomb_ratio(raw_dir):
+    """Sorted labels compress ~1000:1; a table is bounded by MAX_TABLE_BYTES instead."""
+    table = b"label\n" + b"cat\n" * 400_000 + b"dog\n" * 400_000  # 3 MiB
+    (raw_dir / "a.zip").write_bytes(zip_bytes({"labels.csv": table}))
     with RawTree(raw_dir) as tree:
-        assert [(file.path.as_posix(), file.source) for file in tree.files] == [
-            ("deep.zip", "outer.zip:inner.zip:deep.zip")
-        ]
+        assert tree.files[0].read() == table
+
+
+def test_reading_stops_at_the_files_limit(raw_dir):
+    (raw_dir / "cat.1.jpg").write_bytes(jpeg())
+    with RawTree(raw_dir) as tree:
+        grown = replace(tree.files[0], limit=10)  # as if it had grown past its cap since the tree was built
+        with pytest.raises(RawDataError, match=r"cat.1.jpg gives more than the 256.0 MiB an image may be"):
+            grown.read()
+
+
+def test_a_nested_zip_with_no_room_to_copy_it_out(raw_dir, monkeypatch):
+    (raw_dir / "dogs-vs-cats.zip").write_bytes(zip_bytes({"train.zip": zip_bytes({"train/cat.0.jpg": jpeg()})}))
+    monkeypatch.setattr(raw_files.shutil, "disk_usage", lambda path: SimpleNamespace(free=10))
+    message = raises_raw_data_error(raw_dir)
+    assert f"{raw_dir / 'dogs-vs-cats.zip'}:train.zip is " in message
+    assert "has 10 bytes free; set TMPDIR to a folder with room" in message
 
 
 # --- Kaggle's naming: loose files -------------------------------------------------------------------------

@@ -18,6 +18,12 @@ Then, in this order: `.npy` files mean arrays; Kaggle-named images that are not 
 sorted into folders named after their class (`cat/`, `cats/`) mean Kaggle; top folders
 holding images that are all split names, train among them, mean already split; any other
 folders holding images are a folder per class.
+
+Near misses of Kaggle's naming (`cat.3.JPG`, `cat.3.jpeg`, `Cat.1.jpg`, a folder named
+`cat.4.jpg`) do not count as Kaggle's: beside Kaggle-named images they are ignored, and
+`split`'s line about ignored files names them with the reason; in a folder no layout
+fits, the one-line error names them with the reason. A class folder named like an image
+file (`cat.4.jpg/`) is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import io
 import re
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
@@ -35,11 +41,11 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from stages.common.raw_files import RawDataError, RawFile, RawTree, duplicate_error
+from stages.common.raw_files import IMAGE_EXTENSIONS, RawDataError, RawFile, RawTree, duplicate_error
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 KAGGLE_CLASSES = ("cat", "dog")
 KAGGLE_NAME = re.compile(rf"^({'|'.join(KAGGLE_CLASSES)})\.(\d+)\.jpg$")
+NEAR_KAGGLE_NAME = re.compile(rf"^({'|'.join(KAGGLE_CLASSES)})\.(\d+)\.(jpe?g)$", re.IGNORECASE)  # or exactly it
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 INTEGER = re.compile(r"^[+-]?\d+$")
 SHOWN = 3  # examples named in a message
@@ -77,6 +83,7 @@ class Collection:
     given_splits: frozenset[str]  # the splits the collection brings; empty when it is not split
     ignored: list[str]  # sources of the files that hold none of its images
     takes: str  # what the layout reads, to say why the others are ignored
+    near_misses: list[str] = field(default_factory=list)  # Kaggle's layout: `name (why it does not count)`
 
 
 @contextmanager
@@ -111,9 +118,9 @@ def recognise(tree: RawTree, label_column: str) -> Collection:
     images = [file for file in files if is_image(file)]
     has_arrays = any(is_array(file) for file in files)
 
-    def collection(layout, found, given, takes, taken) -> Collection:
+    def collection(layout, found, given, takes, taken, near=()) -> Collection:
         ignored = outside + [file.source for file in files if not taken(file)]
-        return Collection(layout, found, frozenset(given), ignored, takes)
+        return Collection(layout, found, frozenset(given), ignored, takes, list(near))
 
     if has_arrays and images:
         raise layout_error(tree, "it is ambiguous: it mixes .npy arrays and image files")
@@ -122,7 +129,8 @@ def recognise(tree: RawTree, label_column: str) -> Collection:
         given = {image.split for image in found} - {None}
         return collection(ARRAYS, found, given, ".npy arrays or their .csv labels", is_array_part)
     if kaggle_named(images):
-        return collection(KAGGLE, kaggle_images(tree, images), (), "named cat.N.jpg / dog.N.jpg", is_kaggle)
+        found = kaggle_images(tree, images)
+        return collection(KAGGLE, found, (), "named cat.N.jpg / dog.N.jpg", is_kaggle, near_misses(tree))
     if not images:
         raise layout_error(tree, "it holds no images and no .npy arrays")
     if all(len(file.path.parts) == 1 for file in images):
@@ -172,8 +180,11 @@ def layout_error(tree: RawTree, problem: str) -> RawDataError:
         f"{len(tree.files) - len(images) - len(arrays)} other files, top folders: {', '.join(tops[:10]) or 'none'}"
         f"{' ...' if len(tops) > 10 else ''}"
     )
+    near = near_misses(tree)
+    near_text = f"; near misses of Kaggle's naming, which do not count ({len(near)}){examples(near)}" if near else ""
     return RawDataError(
-        f"data.raw_dir {str(tree.raw_dir)!r}: {problem} (found {found}); it must hold one of: {LAYOUTS_ACCEPTED}"
+        f"data.raw_dir {str(tree.raw_dir)!r}: {problem} (found {found}){near_text}; "
+        f"it must hold one of: {LAYOUTS_ACCEPTED}"
     )
 
 
@@ -187,6 +198,30 @@ def examples(names: list[str]) -> str:
 def kaggle_named(images: list[RawFile]) -> bool:
     """Kaggle's naming, unless every such image is already in a folder named after its class."""
     return any(is_kaggle(file) and not in_own_class_folder(file) for file in images)
+
+
+def near_miss(name: str) -> str | None:
+    """Why a name that is nearly Kaggle's (case aside, or .jpeg) does not count; None for any other name."""
+    match = NEAR_KAGGLE_NAME.match(name)
+    if match is None or KAGGLE_NAME.match(name):
+        return None
+    label, index, extension = match.groups()
+    reasons = [
+        *(["the class must be lower case"] if label != label.lower() else []),
+        *(["the extension must be .jpg, lower case"] if extension != "jpg" else []),
+    ]
+    return f"{' and '.join(reasons)}: rename it {label.lower()}.{index}.jpg"
+
+
+def near_misses(tree: RawTree) -> list[str]:
+    """`source (why it does not count)` for the files and folders named nearly as Kaggle's images."""
+    files = [f"{file.source} ({reason})" for file in tree.files if (reason := near_miss(file.path.name))]
+    folders = [
+        f"{folder.as_posix()} (is a folder, not a file)"
+        for folder in sorted(tree.folders)
+        if NEAR_KAGGLE_NAME.match(folder.name)
+    ]
+    return files + folders
 
 
 def in_own_class_folder(file: RawFile) -> bool:
@@ -240,8 +275,16 @@ def class_folder_images(tree: RawTree, images: list[RawFile], folders, base: Pur
             continue
         below = file.path.relative_to(base).parts
         if len(below) == 1:
-            raise RawDataError(f"{tree.shown(file.source)} is in no class folder: put every image in {where}")
+            reason = near_miss(file.path.name)
+            kaggle = f"; nor does it count as Kaggle's naming ({reason})" if reason else ""
+            raise RawDataError(f"{tree.shown(file.source)} is in no class folder: put every image in {where}{kaggle}")
         class_name, name = below[0], "__".join(below[1:])
+        if PurePosixPath(class_name).suffix.lower() in IMAGE_EXTENSIONS:
+            raise RawDataError(
+                f"the class folder {tree.shown((base / class_name).as_posix())} is named like an image file (it is a "
+                f"folder, not a file); name a class folder after its class, or if it should be the image "
+                f"{class_name}, put the file there instead of the folder"
+            )
         by_class[class_name].append(
             RawImage(class_name, name, f"{class_name}__{name}", file.source, file.read, file.read, split=split)
         )
