@@ -23,6 +23,9 @@ def run_stage(main: Callable[[], None], script: str) -> None:
     """Run a stage's main(); a StageError exits 1 with `<stage>: error: <message>`, Ctrl-C or SIGTERM
     exit 130 with one line (DVC records nothing for a stage that did not finish)."""
     stage = Path(script).stem
+    # Python leaves SIGINT ignored when it started ignored (a command run in the background by a
+    # script): a `kill -INT` must still end the stage cleanly, as SIGTERM does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupt)
     try:
         main()
