@@ -77,7 +77,8 @@ def prepare_split(split: str, rows: list[dict], size: int, class_names: list[str
     bad = [{**row, "error": errors[i]} for i, row in enumerate(rows) if i in errors]
     if bad:
         keep_rows(images_path, [i for i in range(len(rows)) if i not in errors])
-    labels = np.array([class_names.index(row["label"]) for row in kept], dtype=np.int32)
+    label_of = {name: label for label, name in enumerate(class_names)}
+    labels = np.array([label_of[row["label"]] for row in kept], dtype=np.int32)
     np.save(labels_path, labels)
     return kept, bad
 
