@@ -41,9 +41,10 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from stages.common.classes import DOGS_VS_CATS
 from stages.common.raw_files import IMAGE_EXTENSIONS, RawDataError, RawFile, RawTree, duplicate_error
 
-KAGGLE_CLASSES = ("cat", "dog")
+KAGGLE_CLASSES = tuple(DOGS_VS_CATS)  # label 0 cat, 1 dog
 KAGGLE_NAME = re.compile(rf"^({'|'.join(KAGGLE_CLASSES)})\.(\d+)\.jpg$")
 NEAR_KAGGLE_NAME = re.compile(rf"^({'|'.join(KAGGLE_CLASSES)})\.(\d+)\.(jpe?g)$", re.IGNORECASE)  # or exactly it
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
