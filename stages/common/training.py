@@ -201,9 +201,9 @@ class EpochLog(keras.callbacks.Callback):
     """Per-epoch train/val loss and accuracy to dvclive; keeps the best epoch by val loss;
     saves a checkpoint after every epoch when it has one; stops the run if its parent is gone."""
 
-    def __init__(self, live: Live, checkpoint: Checkpoint | None, stage: str):
+    def __init__(self, live: Live, checkpoint: Checkpoint | None):
         super().__init__()
-        self.live, self.checkpoint, self.stage = live, checkpoint, stage
+        self.live, self.checkpoint = live, checkpoint
         self.parent = os.getppid()  # `dvc repro`, or the shell that started the stage
         self.history: list[dict] = []
         self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
@@ -233,7 +233,7 @@ class EpochLog(keras.callbacks.Callback):
         if os.getppid() != self.parent:  # orphaned: nobody will record what this run makes
             kept = "its checkpoint is kept, " if self.checkpoint is not None else ""
             raise StageError(
-                f"{self.stage}: the process that started it (pid {self.parent}) is gone; stopped after epoch "
+                f"the process that started this stage (pid {self.parent}) is gone; stopped after epoch "
                 f"{epoch + 1}, {kept}run `dvc repro` again"
             )
 
@@ -267,7 +267,7 @@ def fit(
         if resume:
             settings = (epochs, batch_size, seed, sorted((class_weight or {}).items()))
             checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings))
-        log = EpochLog(live, checkpoint, stage)
+        log = EpochLog(live, checkpoint)
         state = checkpoint.load(model) if checkpoint else None
         first_epoch = 0
         if state:
@@ -285,7 +285,7 @@ def fit(
         seconds = time.perf_counter() - started
         if log.best_epoch is None:
             raise StageError(
-                f"{stage}: the validation loss was not a number in any epoch (training diverged); "
+                "the validation loss was not a number in any epoch (training diverged); "
                 f"lower the learning rate or check the input data"
             )
         model.set_weights(log.best_weights)

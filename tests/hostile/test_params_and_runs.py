@@ -144,7 +144,7 @@ def test_a_stage_whose_parent_is_killed_stops_after_its_next_epoch(tmp_path):
     parent.wait()
     wait_for(lambda: not Path(f"/proc/{child_pid}").exists() or "Z" in Path(f"/proc/{child_pid}/stat").read_text().split()[2], 60)
     output = (tmp_path / "child.out").read_text()
-    stopped = re.search(r"train_demo: error: train_demo: the process that started it \(pid (\d+)\) is gone; stopped after epoch (\d+), its checkpoint is kept, run `dvc repro` again", output)
+    stopped = re.search(r"train_demo: error: the process that started this stage \(pid (\d+)\) is gone; stopped after epoch (\d+), its checkpoint is kept, run `dvc repro` again", output)
     assert stopped, output[-2000:]
     assert int(stopped.group(1)) == parent.pid
     assert int(stopped.group(2)) == checkpoint_epoch(tmp_path) < 200  # the checkpoint of the last epoch it ran
