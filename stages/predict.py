@@ -28,6 +28,7 @@ import numpy as np
 from stages.common.cli import StageError
 from stages.common.images import BadImage, decode_image
 from stages.common.layout import MODEL_STAGES, model_path
+from stages.common.models import class_count
 from stages.common.prediction import predict_probabilities
 from stages.common.saving import load_model, saved_class_names
 
@@ -151,9 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         check_classifier(model, path)
     except StageError as err:
         sys.exit(f"predict: error: {err}")
-    classes = max(model.output_shape[-1], 2)
     # A model from elsewhere may carry no names: its labels are then shown as numbers.
-    class_names = saved_class_names(path) or [str(label) for label in range(classes)]
+    class_names = saved_class_names(path) or [str(label) for label in range(class_count(model))]
     size = model.input_shape[1]
 
     readable, pixels, failures = [], [], len(problems)

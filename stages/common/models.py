@@ -191,6 +191,11 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool = 
     )
 
 
+def class_count(model: keras.Model) -> int:
+    """How many classes a classifier made by `output_layer` tells apart: one sigmoid unit is two."""
+    return max(model.output_shape[-1], 2)
+
+
 def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     """A model's outputs as (N, classes) probabilities: one sigmoid unit p becomes [1 - p, p]."""
     outputs = np.asarray(outputs, dtype=np.float32)

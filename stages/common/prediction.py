@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from stages.common.models import class_probabilities
+from stages.common.models import class_count, class_probabilities
 
 
 def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
@@ -17,5 +17,4 @@ def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
     """(N, classes) probabilities, rows summing to 1, for a classifier made by this project."""
     batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size)]
-    classes = max(model.output_shape[-1], 2)
-    return np.concatenate(batches) if batches else np.zeros((0, classes), np.float32)
+    return np.concatenate(batches) if batches else np.zeros((0, class_count(model)), np.float32)

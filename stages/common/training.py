@@ -286,7 +286,7 @@ def fit(
         if log.best_epoch is None:
             raise StageError(
                 "the validation loss was not a number in any epoch (training diverged); "
-                f"lower the learning rate or check the input data"
+                "lower the learning rate or check the input data"
             )
         model.set_weights(log.best_weights)
         best = log.best_logs
