@@ -88,6 +88,7 @@ class DataParams:
 class BaseParams:
     name: str
     weights: str | None
+    output_layer: str | None  # a .keras base: the layer whose output is the feature map; null: the one its head reads
     fine_tune_from: str | None
     preprocessing: Literal["native", "rescale"]
 
@@ -155,7 +156,30 @@ class EvaluateParams:
     batch_size: int = _check(min=1)
     top_k: int = _check(min=1, help="top-k accuracy is reported when k is below the number of classes")
     gallery_size: int = _check(min=1, help="how many of the worst mistakes to show")
+
+
+# The models the training stages write (layout.MODEL_STAGES), as explain.model and export.model name them.
+ModelName = Literal["scratch", "scratch_augmented", "feature_extraction", "frozen_augmented", "fine_tuned"]
+
+
+@dataclass(frozen=True)
+class ExplainParams:
+    model: ModelName
+    image: int = _check(min=0, help="the index of a test image")
+    activation_layers: int = _check(min=1)
+    filter_layers: int = _check(min=1)
+    filters: int = _check(min=1)
+    filter_steps: int = _check(min=1)
     gradcam_per_class: int = _check(min=1, help="test images per class with a Grad-CAM heatmap")
+
+
+ExportFormat = Literal["saved_model", "litert", "onnx"]
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    model: ModelName
+    formats: list[ExportFormat]
 
 
 @dataclass(frozen=True)
@@ -174,6 +198,8 @@ class Params:
     train_scratch: ScratchParams
     train_scratch_augmented: ScratchParams
     evaluate: EvaluateParams
+    explain: ExplainParams
+    export: ExportParams
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
