@@ -6,8 +6,8 @@ F1, top-k accuracy when there are more than k classes, and for two classes the p
 recall of label 1), each model's predictions under metrics/evaluate/predictions/ (DVC's
 confusion matrices) and its ROC points under metrics/evaluate/roc/ (for more than two classes
 the micro-averaged one-vs-rest curve),
-pictures of the fine-tuned model's worst mistakes and Grad-CAM heatmaps, and
-metrics/report.md, with the book's accuracies beside ours when the classes are Dogs vs. Cats.
+a picture of the fine-tuned model's worst mistakes, and metrics/report.md, with the book's
+accuracies beside ours when the classes are Dogs vs. Cats (stage `explain` draws what a model learned).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ from stages.common.layout import (
     model_path,
 )
 from stages.common.params import Params, load_params
-from stages.common.pictures import grad_cam_figure, grad_cam_rows, most_wrong_gallery
+from stages.common.pictures import most_wrong_gallery
 from stages.common.prediction import predict_probabilities
 from stages.common.report import confused_pairs, per_class_tables, pictures_lines, results_table, split_summary
 from stages.common.saving import load_model, saved_class_names
 
-EXPLAINED_MODEL = "fine_tuned"  # the model the pictures, the per-class table and the confused pairs are about
+EXPLAINED_MODEL = "fine_tuned"  # the model the mistakes, the per-class table and the confused pairs are about
 
 
 def manifest_test_paths(count: int) -> list[str]:
@@ -163,7 +163,7 @@ def report(params: Params, class_names: list[str], results: dict, counts: dict, 
         "",
         "## Pictures",
         "",
-        *pictures_lines(class_names, wrong, params.evaluate.gradcam_per_class, EXPLAINED_MODEL),
+        *pictures_lines(class_names, wrong, EXPLAINED_MODEL),
         "",
     ]
     return "\n".join(lines)
@@ -186,20 +186,14 @@ def main() -> None:
         write_predictions(name, paths, labels, predicted, probabilities, class_names)
         write_roc(name, labels, probabilities)
         if name == EXPLAINED_MODEL:
-            explained = model, probabilities
+            explained_probabilities = probabilities
         print(f"evaluate: {name}: " + ", ".join(f"{key} {value:.4f}" for key, value in results[name].items()))
     EVALUATION_METRICS.write_text(json.dumps(results, indent=2) + "\n")
 
-    model, probabilities = explained
     names = [Path(path).name for path in paths]
     wrong = most_wrong_gallery(
-        images, labels, probabilities, names, class_names, EXPLAINED_MODEL, EVALUATION_DIR / "most_wrong.png",
+        images, labels, explained_probabilities, names, class_names, EXPLAINED_MODEL, EVALUATION_DIR / "most_wrong.png",
         settings.gallery_size,
-    )
-    rows = grad_cam_rows(labels, settings.gradcam_per_class)
-    grad_cam_figure(
-        model, images[rows], labels[rows], [names[r] for r in rows], class_names, EXPLAINED_MODEL,
-        EVALUATION_DIR / "gradcam.png",
     )
     REPORT.write_text(report(params, class_names, results, counts, labels, wrong))
 

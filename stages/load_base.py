@@ -1,9 +1,11 @@
 """Stage `load_base`: get the pretrained convolutional base once and save it as models/base.keras.
 
 `base.name` is a keras.applications name (vgg16, resnet50, ...) with `base.weights`
-(imagenet, null for random weights, or a weights file), or the path of a .keras
-base. This is the only stage that may download weights; offline, it says how to
-provide them. The saved base takes any input size and has no head.
+(imagenet, null for random weights, or a weights file), or a .keras model in bases/:
+a bare base, or any trained model, cut where its feature map is (`base.output_layer`;
+by default the one its head reads), with its own weights or, for `base.weights: random`,
+the same layers untrained. This is the only stage that may download weights; offline, it
+says how to provide them. The saved base takes raw pixels, any input size, and has no head.
 
 What it loads is checked before anything is written (models.build_base): a file Keras
 refuses in safe mode (not a .keras archive, a Lambda layer, an unknown class), a full model
@@ -13,19 +15,21 @@ or is for another architecture: each stops the stage with one line, not five sta
 
 from stages.common.cli import run_stage
 from stages.common.layout import BASE_MODEL
-from stages.common.models import build_base, check_layer, set_seed
-from stages.common.params import fine_tune_from, load_params
+from stages.common.models import build_base, fine_tune_layer, leaf_layers, set_seed
+from stages.common.params import load_params
 from stages.common.saving import save_model
 
 
 def main() -> None:
     params = load_params()
-    set_seed(params.seed)  # base.weights: null draws random weights: the same ones on every run
-    base = build_base(params.base)
+    set_seed(params.seed)  # random weights (base.weights: null or random) are the same on every run
+    base, origin = build_base(params.base)
     # Checked now so that a typo fails in seconds, not after hours of training.
-    check_layer(base, fine_tune_from(params.base))
+    layer, why = fine_tune_layer(base, params.base)
     save_model(base, BASE_MODEL)
-    print(f"load_base: {base.name}: {base.count_params():,} parameters, {len(base.layers)} layers -> {BASE_MODEL}")
+    print(f"load_base: {origin}")
+    print(f"load_base: fine_tune will unfreeze from {layer!r}, {why}")
+    print(f"load_base: {base.count_params():,} parameters, {len(leaf_layers(base))} layers -> {BASE_MODEL}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from stages.common.models import (
     feature_map_shape,
     freeze,
     preprocessing_mode,
+    with_augmentation,
     with_classifier,
 )
 from stages.common.params import load_params
@@ -24,15 +25,12 @@ STAGE = "train_frozen"
 
 
 def build(params, base, num_classes: int):
-    """The frozen base, with augmentation in front and a fresh dense head on top."""
+    """The frozen base with a fresh dense head on top: the model saved."""
     features_shape = feature_map_shape(base, params.data.image_size)
     freeze(base)
     return with_classifier(
-        base,
-        dense_classifier(features_shape, params.head, num_classes),
-        params.data.image_size,
+        base, dense_classifier(features_shape, params.head, num_classes), params.data.image_size,
         preprocessing_mode(params.base),
-        augment=augmentation(params.augmentation, params.seed),
     )
 
 
@@ -43,9 +41,10 @@ def main() -> None:
     train, validation = prepared_splits()
     with model_scope(params.training, params.seed):
         model = build(params, load_model(BASE_MODEL), len(class_names))
-        compile_model(model, settings.learning_rate, params.training.jit_compile)
+        trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
+        compile_model(trained, settings.learning_rate, params.training.jit_compile)
     fit(
-        model, STAGE, train, validation,
+        trained, STAGE, train, validation,
         epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
         class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )

@@ -10,7 +10,7 @@ import argparse
 from stages.common.classes import read_classes
 from stages.common.cli import run_stage
 from stages.common.layout import model_path
-from stages.common.models import augmentation, compile_model, small_convnet
+from stages.common.models import augmentation, compile_model, small_convnet, with_augmentation
 from stages.common.params import load_params
 from stages.common.saving import save_model
 from stages.common.training import class_weights, fit, model_scope, prepared_splits
@@ -26,11 +26,11 @@ def main() -> None:
     class_names = read_classes()
     train, validation = prepared_splits()
     with model_scope(params.training, params.seed):
-        augment = augmentation(params.augmentation, params.seed) if augmented else None
-        model = small_convnet(params.data.image_size, settings.dropout, len(class_names), augment)
-        compile_model(model, settings.learning_rate, params.training.jit_compile)
+        model = small_convnet(params.data.image_size, settings.dropout, len(class_names))
+        trained = with_augmentation(model, augmentation(params.augmentation, params.seed)) if augmented else model
+        compile_model(trained, settings.learning_rate, params.training.jit_compile)
     fit(
-        model, stage, train, validation,
+        trained, stage, train, validation,
         epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
         class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )

@@ -16,7 +16,7 @@ import pytest
 from stages import train_frozen
 from stages.common import models, saving
 from stages.common.cli import StageError
-from stages.common.params import KERAS_BASES, fine_tune_from, load_params
+from stages.common.params import KERAS_BASES, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BASE = ROOT.parent / "shared/models/efficientnet_lite0_notop.keras"
@@ -29,7 +29,7 @@ def params():
 
 @pytest.fixture(scope="module")
 def vgg16(params):
-    return models.build_base(dataclasses.replace(params.base, weights=None))
+    return models.build_base(dataclasses.replace(params.base, weights=None))[0]
 
 
 def with_base(params, **changes):
@@ -97,8 +97,11 @@ def test_unknown_fine_tune_layer_is_refused_with_its_name(vgg16):
 @pytest.mark.parametrize("name", sorted(KERAS_BASES))
 def test_every_known_base_builds_and_has_its_default_fine_tune_layer(params, name):
     base_params = dataclasses.replace(params.base, name=name, weights=None, fine_tune_from=None)
-    base = models.build_base(base_params)
-    models.check_layer(base, fine_tune_from(base_params))
+    base, origin = models.build_base(base_params)
+    assert origin == f"keras.applications {KERAS_BASES[name]['builder']} (random weights)"
+    assert models.fine_tune_layer(base, base_params) == (
+        KERAS_BASES[name]["fine_tune_from"], f"the first layer of {name}'s last block"
+    )
     features = base(np.zeros((1, 64, 64, 3), np.float32))
     assert features.shape[0] == 1 and features.shape[-1] > 0
 
@@ -163,7 +166,7 @@ def test_weights_are_loaded_into_a_keras_base_file_and_checked(params, tmp_path)
     base.save_weights(tmp_path / "base.weights.h5")
     other.save_weights(tmp_path / "other.weights.h5")
     keras_base = dataclasses.replace(params.base, name=str(tmp_path / "base.keras"), fine_tune_from="conv")
-    loaded = models.build_base(dataclasses.replace(keras_base, weights=str(tmp_path / "base.weights.h5")))
+    loaded, _ = models.build_base(dataclasses.replace(keras_base, weights=str(tmp_path / "base.weights.h5")))
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), base.get_weights()))
     with pytest.raises(StageError, match=r"other.weights.h5' does not fit tiny_conv: .*give null, or a .weights.h5 file"):
         models.build_base(dataclasses.replace(keras_base, weights=str(tmp_path / "other.weights.h5")))
@@ -173,7 +176,7 @@ def test_weights_are_loaded_into_a_keras_base_file_and_checked(params, tmp_path)
     "outputs, message",
     [
         (lambda x: keras.layers.Dense(1000)(keras.layers.GlobalAveragePooling2D()(x)),
-         "X is a full model whose output is (None, 1000), not a convolutional feature map: give its convolutional base"),
+         "X's output is (None, 1000), not a convolutional feature map"),
         (lambda x: keras.layers.Reshape((-1, 4))(x), "X's output is (None, 36, 4), not a convolutional feature map"),
         (lambda x: [x, x], "X has 2 outputs, not one convolutional feature map"),
     ],
@@ -196,7 +199,7 @@ def test_check_base_refuses_a_base_for_grayscale_images():
 def test_weights_file_is_loaded_into_a_keras_application(params, vgg16, tmp_path):
     weights = tmp_path / "vgg16.weights.h5"
     vgg16.save_weights(weights)
-    loaded = models.build_base(dataclasses.replace(params.base, weights=str(weights)))
+    loaded, _ = models.build_base(dataclasses.replace(params.base, weights=str(weights)))
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), vgg16.get_weights()))
 
 
@@ -205,7 +208,7 @@ def test_a_keras_base_file_is_accepted_and_fine_tuned_from_block12(params):
     base_params = dataclasses.replace(
         params.base, name=str(SHARED_BASE), weights=None, fine_tune_from="block12_expand_conv"
     )
-    base = models.build_base(base_params)
+    base, _ = models.build_base(base_params)
     assert base.count_params() == 3_413_024
     assert models.preprocessing_mode(base_params) == "none"  # it normalises its own input
     assert base.compute_output_shape((None, 150, 150, 3)) == (None, 5, 5, 1280)
@@ -218,12 +221,24 @@ def test_a_keras_base_file_is_accepted_and_fine_tuned_from_block12(params):
     assert not any(layer.trainable for layer in top if isinstance(layer, keras.layers.BatchNormalization))
 
 
-def test_vgg16_preprocessing_layer_matches_keras_preprocess_input():
+@pytest.mark.parametrize("name", sorted(KERAS_BASES))
+def test_preprocessing_layers_match_keras_preprocess_input(name):
+    """Built-in layers do exactly what each base's preprocess_input does (so saved models need no custom code)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.float32)
+    module = KERAS_BASES[name]["module"]
+    expected = getattr(keras.applications, module).preprocess_input(pixels.copy())
+    layer = models.preprocessing_layer(module)
+    if layer is None:  # the EfficientNets normalise inside the model
+        np.testing.assert_array_equal(expected, pixels)
+    else:
+        assert layer.__class__.__module__.startswith("keras.") and layer.dtype_policy.compute_dtype == "float32"
+        np.testing.assert_allclose(layer(pixels), expected, rtol=1e-6, atol=1e-4)
+
+
+def test_rescale_and_none_preprocessing():
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    expected = keras.applications.vgg16.preprocess_input(pixels.copy())
-    np.testing.assert_allclose(models.BasePreprocessing("vgg16")(pixels), expected, rtol=1e-6)
-    np.testing.assert_allclose(models.BasePreprocessing("rescale")(pixels), pixels / 255, rtol=1e-6)
-    np.testing.assert_array_equal(models.BasePreprocessing("none")(pixels), pixels)
+    np.testing.assert_allclose(models.preprocessing_layer("rescale")(pixels), pixels / 255, rtol=1e-6)
+    assert models.preprocessing_layer("none") is None
 
 
 @pytest.mark.parametrize(
@@ -297,7 +312,7 @@ def test_the_same_seed_gives_the_same_augmentation(params):
 
 
 def test_saved_model_takes_raw_pixels_and_loads_in_safe_mode(params, tmp_path):
-    base = models.build_base(dataclasses.replace(params.base, weights=None))
+    base, _ = models.build_base(dataclasses.replace(params.base, weights=None))
     model = train_frozen.build(dataclasses.replace(params, data=dataclasses.replace(params.data, image_size=48)), base, 2)
     models.compile_model(model, 1e-4)
     path = tmp_path / "model.keras"
@@ -359,9 +374,9 @@ def test_first_sentence_never_passes_on_the_advice_to_turn_safe_mode_off():
 
 
 def augmented_convnet(params) -> keras.Model:
-    """A compiled model with this project's custom layer (BookAugmentation), as train_scratch_augmented saves."""
+    """A compiled model with this project's custom layer (BookAugmentation) in front, as train_scratch_augmented trains."""
     models.set_seed(0)
-    model = models.small_convnet(48, 0.5, 2, models.augmentation(params.augmentation, seed=0))
+    model = models.with_augmentation(models.small_convnet(48, 0.5, 2), models.augmentation(params.augmentation, seed=0))
     models.compile_model(model, 1e-4)
     return model
 
@@ -516,3 +531,84 @@ def test_a_saved_model_carries_its_class_names(tmp_path):
     with zipfile.ZipFile(path) as archive:  # plain JSON in the archive: readable without this project
         assert json.loads(archive.read("metadata.json"))["class_names"] == ["daisy", "roses", "tulips"]
     assert saving.saved_class_names(tmp_path / "nothing.keras") is None
+
+
+# --- a model trained here (or any model with a convolutional part) as the base ----------------------
+
+
+def transfer_model(params, num_classes: int = 3) -> keras.Model:
+    """A model as train_frozen saves it: pixels -> preprocessing -> nested base -> classifier."""
+    pixels = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="first_conv")(pixels)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    base = keras.Model(pixels, keras.layers.Conv2D(6, 3, activation="relu", name="last_conv")(x), name="tiny_base")
+    classifier = models.dense_classifier((12, 12, 6), params.head, num_classes)
+    return models.with_classifier(base, classifier, 16, "vgg16")
+
+
+def file_base(params, path: Path, **changes):
+    return dataclasses.replace(params.base, name=str(path), weights=None, fine_tune_from=None, **changes)
+
+
+def test_a_trained_transfer_model_as_base_is_its_preprocessing_and_base(params, tmp_path):
+    model = transfer_model(params)
+    saving.save_model(model, tmp_path / "task_a.keras", ["a", "b", "c"])
+    base, origin = models.build_base(file_base(params, tmp_path / "task_a.keras"))
+    assert origin == f"{tmp_path / 'task_a.keras'}: feature map (12, 12, 6) from the output of its layer 'tiny_base', its weights"
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype(np.float32)
+    expected = models.nested_base(model)(keras.applications.vgg16.preprocess_input(pixels.copy()))
+    np.testing.assert_allclose(base(pixels), expected, rtol=1e-5, atol=1e-4)  # raw pixels in: preprocessing kept
+    assert models.fine_tune_layer(base, file_base(params, "x.keras")) == (
+        "last_conv", "the base's last convolutional layer (base.fine_tune_from: null)"
+    )
+    # it is a base like any other: a new head on top, then fine-tuning opens the nested layers from last_conv
+    task_b = models.with_classifier(base, models.dense_classifier((12, 12, 6), params.head, 10), 16, "none")
+    models.freeze(models.nested_base(task_b))
+    assert len(task_b.trainable_weights) == 4
+    models.unfreeze_from(models.nested_base(task_b), "last_conv")
+    trainable = [layer for layer in models.leaf_layers(task_b) if layer.trainable and layer.weights]
+    assert [layer.name for layer in trainable[::2]] == ["last_conv", "predictions"]  # and the head's Dense between
+    assert isinstance(trainable[1], keras.layers.Dense) and len(trainable) == 3
+
+
+def test_a_trained_convnet_as_base_ends_at_its_last_pooling(params, tmp_path):
+    convnet = models.small_convnet(32, 0.5, 2)
+    saving.save_model(convnet, tmp_path / "scratch.keras", ["animal", "vehicle"])
+    base, origin = models.build_base(file_base(params, tmp_path / "scratch.keras"))
+    last_pooling = [layer.name for layer in convnet.layers if isinstance(layer, keras.layers.MaxPooling2D)][-1]
+    assert f"feature map (2, 2, 128) from the output of its layer {last_pooling!r}" in origin
+    assert [type(layer).__name__ for layer in base.layers[1:3]] == ["Rescaling", "Conv2D"]
+    assert base.count_params() == 240_832  # the book's 3,453,121 less its dense layers (3,212,289 at 150x150)
+
+
+def test_output_layer_picks_an_earlier_feature_map(params, tmp_path):
+    convnet = models.small_convnet(32, 0.0, 2)
+    saving.save_model(convnet, tmp_path / "scratch.keras")
+    second_pooling, flatten = convnet.layers[5].name, convnet.layers[10].name
+    base, origin = models.build_base(file_base(params, tmp_path / "scratch.keras", output_layer=second_pooling))
+    assert base.output_shape == (None, 8, 8, 64) and f"layer {second_pooling!r}" in origin
+    with pytest.raises(StageError, match=rf"base.output_layer {flatten!r} of .* outputs \(None, 512\), not a feature map"):
+        models.build_base(file_base(params, tmp_path / "scratch.keras", output_layer=flatten))
+
+
+def test_random_weights_give_the_same_architecture_untrained(params, tmp_path):
+    model = transfer_model(params)
+    saving.save_model(model, tmp_path / "task_a.keras")
+    models.set_seed(1)
+    trained, _ = models.build_base(file_base(params, tmp_path / "task_a.keras"))
+    untrained, origin = models.build_base(file_base(params, tmp_path / "task_a.keras", weights="random"))
+    assert origin.endswith("random weights")
+    assert [w.shape for w in untrained.weights] == [w.shape for w in trained.weights]
+    by_name = {w.path: w for w in trained.weights}
+    changed = [w.path for w in untrained.weights if not np.array_equal(w.numpy(), by_name[w.path].numpy())]
+    assert any("first_conv" in path for path in changed) and any("last_conv" in path for path in changed)
+    preprocessing = untrained.get_layer("preprocessing")  # its constants are not weights to redraw
+    np.testing.assert_array_equal(preprocessing.get_weights()[1], -np.array(models.IMAGENET_MEAN_BGR, np.float32))
+
+
+def test_a_base_of_fixed_input_size_names_the_size_to_use(params, tmp_path):
+    saving.save_model(models.small_convnet(32, 0.0, 2), tmp_path / "scratch.keras")
+    base, _ = models.build_base(file_base(params, tmp_path / "scratch.keras"))
+    assert models.feature_map_shape(base, 32) == (2, 2, 128)
+    with pytest.raises(StageError, match=r"takes 32x32 images only .*: set data.image_size: 32"):
+        models.feature_map_shape(base, 48)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from stages.common.cli import StageError
-from stages.common.params import KERAS_BASES, ParamsError, fine_tune_from, load_params
+from stages.common.params import KERAS_BASES, ParamsError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "params.yaml"
@@ -101,7 +101,7 @@ def test_unknown_top_level_key(tmp_path):
 def test_missing_key_is_named(tmp_path):
     message = error_for(tmp_path, lambda raw: raw["base"].pop("preprocessing"))
     assert "missing key base.preprocessing" in message
-    assert "name, weights, fine_tune_from, preprocessing" in message
+    assert "name, weights, output_layer, fine_tune_from, preprocessing" in message
 
 
 def test_missing_section_is_named(tmp_path):
@@ -342,49 +342,46 @@ def test_unknown_base_lists_the_known_ones(tmp_path):
 
 
 def test_keras_file_base_with_imagenet_weights(tmp_path):
-    message = error_for(tmp_path, setter("base", "name", "models/my_base.keras"))
+    message = error_for(tmp_path, setter("base", "name", "bases/my_base.keras"))
     assert "base.weights is 'imagenet'" in message
     assert "set base.weights: null" in message
 
 
-def test_keras_file_base_without_fine_tune_from(tmp_path):
+@pytest.mark.parametrize("weights, fine_tune_from", [(None, None), ("random", "conv_9"), ("bases/a.weights.h5", None)])
+def test_keras_file_base_in_bases_loads(tmp_path, weights, fine_tune_from):
     def change(raw):
-        raw["base"].update(name="models/my_base.keras", weights=None, fine_tune_from=None)
-
-    message = error_for(tmp_path, change)
-    assert "base.fine_tune_from is null" in message
-    assert "models/my_base.keras" in message
-    assert "name the first layer to unfreeze" in message
-
-
-def test_keras_file_base_with_its_own_layer_loads(tmp_path):
-    def change(raw):
-        raw["base"].update(name="models/my_base.keras", weights=None, fine_tune_from="conv_9")
+        raw["base"].update(name="bases/my_base.keras", weights=weights, fine_tune_from=fine_tune_from, output_layer="pool")
 
     base = load_modified(tmp_path, change).base
-    assert base.is_file
-    assert base.weights is None
-    assert fine_tune_from(base) == "conv_9"
+    assert base.is_file and base.weights == weights and base.fine_tune_from == fine_tune_from
+    assert base.output_layer == "pool"
 
 
 @pytest.mark.parametrize(
-    "name, layer",
-    [("vgg16", "block5_conv1"), ("resnet50", "conv5_block1_1_conv"), ("mobilenet_v2", "block_16_expand")],
+    "key, value, extra",
+    [
+        ("name", "../shared/models/lite0.keras", {"weights": None}),
+        ("name", "models/scratch.keras", {"weights": None}),
+        ("name", "/tmp/base.keras", {"weights": None}),
+        ("name", "bases/../models/base.keras", {"weights": None}),
+        ("weights", "vgg16.weights.h5", {}),
+    ],
 )
-def test_null_fine_tune_from_resolves_to_the_base_default(tmp_path, name, layer):
+def test_base_files_outside_bases_are_refused_with_the_commands_to_fix_it(tmp_path, key, value, extra):
+    """DVC reruns load_base for a new version of a file only if it is a dependency: bases/ is."""
     def change(raw):
-        raw["base"].update(name=name, fine_tune_from=None)
+        raw["base"].update({key: value, **extra})
 
-    base = load_modified(tmp_path, change).base
-    assert base.fine_tune_from is None
-    assert fine_tune_from(base) == layer
+    message = error_for(tmp_path, change)
+    file_name = Path(value).name
+    assert f"base.{key} {value!r} is outside bases/" in message
+    assert f"cp {value} bases/ && dvc add bases/{file_name}, then set base.{key}: bases/{file_name}" in message
 
 
-def test_explicit_fine_tune_from_wins_over_the_default(tmp_path):
-    def change(raw):
-        raw["base"].update(name="resnet50", fine_tune_from="conv4_block1_1_conv")
-
-    assert fine_tune_from(load_modified(tmp_path, change).base) == "conv4_block1_1_conv"
+def test_output_layer_of_a_keras_application_is_refused(tmp_path):
+    message = error_for(tmp_path, setter("base", "output_layer", "block4_pool"))
+    assert "base.output_layer is 'block4_pool', but it only applies to a .keras base" in message
+    assert "set base.output_layer: null" in message
 
 
 def test_every_known_base_loads(tmp_path):

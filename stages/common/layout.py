@@ -15,7 +15,6 @@ EVALUATION_DIR = METRICS_DIR / "evaluate"  # predictions/ (and roc/ for two clas
 REPORT = METRICS_DIR / "report.md"
 EXPLAIN_DIR = METRICS_DIR / "explain"  # activations.png, filters.png, gradcam.png
 EXPORT_DIR = MODELS_DIR / "export"  # saved_model/, model.tflite, model.onnx, README.md
-BASES_DIR = Path("bases")  # .keras bases and weights files named in params.yaml (a dependency of load_base)
 # Per-epoch training checkpoints (training.resume). Inside DVC's own scratch folder: not an
 # output (DVC deletes outputs before a stage reruns, which would defeat resuming), and
 # removed by the stage once it finishes.

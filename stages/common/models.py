@@ -1,8 +1,9 @@
 """Bases and heads (Keras functional API), and the one place that knows what the number of
 classes means for a model: two classes get the book's single sigmoid unit, more get a softmax.
 
-Every model takes raw RGB pixels (0-255): preprocessing and augmentation are layers
-inside it, so evaluating or predicting needs no extra code.
+Every saved model takes raw RGB pixels (0-255): its preprocessing is made of Keras' own
+layers inside it, so it opens with plain `keras.models.load_model` and predicts with no extra
+code. Augmentation is a training-time layer in front (`with_augmentation`), never saved.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tensorflow as tf
 from keras import layers
 
 from stages.common.cli import StageError
-from stages.common.layers import BasePreprocessing, BookAugmentation
+from stages.common.augmentation import BookAugmentation
 from stages.common.params import KERAS_BASES, AugmentationParams, BaseParams, HeadParams
 from stages.common.saving import load_model, load_weights
 
@@ -28,38 +29,72 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
 
 
 def preprocessing_mode(base: BaseParams) -> str:
+    """rescale (1/255, the book's first edition), none (a .keras base normalises its own input),
+    or the keras.applications module whose preprocess_input the base was trained with."""
     if base.preprocessing == "rescale":
         return "rescale"
     return "none" if base.is_file else KERAS_BASES[base.name]["module"]
 
 
+# keras.applications' preprocess_input, per module, as built-in layers (so saved models need no
+# custom code): "caffe" is RGB -> BGR minus ImageNet's mean per channel, "tf" is -1..1; the
+# EfficientNets normalise inside the model.
+CAFFE_MODULES = ("vgg16", "vgg19", "resnet50")
+TF_MODULES = ("mobilenet_v2",)
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def preprocessing_layer(mode: str) -> layers.Layer | None:
+    """Raw RGB 0-255 -> what the base was trained on; None where the base needs nothing.
+
+    Computed in float32 even under mixed precision: in float16, 0-255 minus a mean keeps
+    only about 0.1 of precision. The caffe mode is a fixed 1x1 convolution (a channel swap
+    with the mean as bias), exact, and its constants survive `keras.models.clone_model`.
+    """
+    options = {"dtype": "float32", "name": "preprocessing", "trainable": False}
+    if mode == "rescale":
+        return layers.Rescaling(1 / 255, **options)
+    if mode in TF_MODULES:
+        return layers.Rescaling(1 / 127.5, offset=-1.0, **options)
+    if mode in CAFFE_MODULES:
+        swap = np.zeros((1, 1, 3, 3), np.float32)
+        for out_channel, in_channel in enumerate((2, 1, 0)):
+            swap[0, 0, in_channel, out_channel] = 1.0
+        return layers.Conv2D(
+            3, 1, kernel_initializer=keras.initializers.Constant(swap),
+            bias_initializer=keras.initializers.Constant(-np.array(IMAGENET_MEAN_BGR, np.float32)), **options,
+        )
+    return None
+
+
+def preprocessed(pixels, mode: str):
+    layer = preprocessing_layer(mode)
+    return pixels if layer is None else layer(pixels)
+
+
 A_BASE = (
-    "a convolutional base made of Keras layers: a keras.applications name, or a .keras file saved from one "
-    "(include_top=False)"
+    "a convolutional base made of Keras layers: a keras.applications name, or a .keras file with a convolutional "
+    "part (a model this pipeline trained, or one saved with include_top=False)"
 )
 
 
-def build_base(base: BaseParams) -> keras.Model:
-    """The convolutional base named by params, with its weights, any input size; checked (`check_base`).
+def build_base(base: BaseParams) -> tuple[keras.Model, str]:
+    """The convolutional base named by params, with its weights, checked (`check_base`), and
+    a few words on where its feature map comes from.
 
     Every file it reads is loaded in safe mode, and every way it can be wrong (not a model, a
-    Lambda layer, a full model with its classifier, weights for another architecture) is a
-    StageError of one line."""
-    if base.weights not in (None, "imagenet") and not Path(base.weights).is_file():
+    Lambda layer, no convolutional feature map, an unknown output layer, weights for another
+    architecture) is a StageError of one line."""
+    if base.weights not in (None, "imagenet", "random") and not Path(base.weights).is_file():
         raise StageError(f"base.weights {base.weights!r} is not a file; give a weights file, imagenet or null")
     if base.is_file:
-        if not Path(base.name).is_file():
-            raise StageError(f"base.name {base.name!r} is not a file; give an existing .keras base or a keras.applications name")
-        model = load_model(base.name, label=f"base.name {base.name!r}", wanted=A_BASE)
-        check_base(model, f"base.name {base.name!r}")
-        if base.weights:
-            load_weights(model, base.weights, f"base.weights {base.weights!r}", weights_wanted(base.name, base.is_file))
-        return model
+        return base_from_file(base)
     builder = getattr(keras.applications, KERAS_BASES[base.name]["builder"])
-    weights_file = base.weights not in (None, "imagenet")
+    weights_file = base.weights not in (None, "imagenet", "random")
     try:
         # A weights file is loaded below, where what can go wrong with it is known.
-        model = builder(include_top=False, weights=None if weights_file else base.weights, input_shape=(None, None, 3))
+        chosen = "imagenet" if base.weights == "imagenet" else None
+        model = builder(include_top=False, weights=chosen, input_shape=(None, None, 3))
     except Exception as err:  # Keras raises a bare Exception when the download fails
         if base.weights != "imagenet":
             raise
@@ -70,7 +105,71 @@ def build_base(base: BaseParams) -> keras.Model:
         ) from None
     if weights_file:
         load_weights(model, base.weights, f"base.weights {base.weights!r}", weights_wanted(base.name, base.is_file))
-    return model
+    return model, f"keras.applications {KERAS_BASES[base.name]['builder']} ({base.weights or 'random'} weights)"
+
+
+def base_from_file(base: BaseParams) -> tuple[keras.Model, str]:
+    """A .keras file's convolutional part: the whole model if its output is a feature map, else
+    the model cut at `base.output_layer` or, by default, at the last feature map (what its head
+    reads: the base of a transfer model, the last pooling of a convnet)."""
+    label = f"base.name {base.name!r}"
+    if not Path(base.name).is_file():
+        raise StageError(f"{label} is not a file; give an existing .keras model or a keras.applications name")
+    model = load_model(base.name, label=label, wanted=A_BASE)
+    if base.weights not in (None, "random"):
+        load_weights(model, base.weights, f"base.weights {base.weights!r}", weights_wanted(base.name, base.is_file))
+    try:
+        rank = len(model.output_shape)
+    except (AttributeError, ValueError):  # an unbuilt Sequential model: check_base names it
+        rank = None
+    if base.output_layer is not None or rank == 2:
+        layer = feature_layer(model, base.output_layer, label)
+        model = keras.Model(model.inputs, output_in(model, layer), name=f"{Path(base.name).stem}_base")
+        where = f"the output of its layer {layer.name!r}"
+    else:
+        where = "its output"
+    check_base(model, label)
+    if base.weights == "random":
+        model = keras.models.clone_model(model)  # the same layers, each with fresh initial weights
+    weights = "random weights" if base.weights == "random" else "its weights"
+    return model, f"{base.name}: feature map {tuple(model.output_shape[1:])} from {where}, {weights}"
+
+
+def feature_layer(model: keras.Model, name: str | None, label: str) -> keras.layers.Layer:
+    """The top-level layer of `model` named `name` or, for None, the last one whose output is a feature map."""
+    maps = [layer for layer in model.layers[1:] if len(output_in(model, layer).shape) == 4]
+    if name is None:
+        if not maps:
+            raise StageError(f"{label} has no convolutional feature map (no layer outputs (None, H, W, C)): give {A_BASE}")
+        return maps[-1]
+    names = [layer.name for layer in model.layers]
+    if name not in names:
+        raise StageError(
+            f"base.output_layer {name!r} is not a layer of {label}; layers with a feature map: "
+            f"{', '.join(layer.name for layer in maps[-8:]) or 'none'}, or use null for the one its head reads"
+        )
+    layer = model.get_layer(name)
+    if layer not in maps:
+        raise StageError(
+            f"base.output_layer {name!r} of {label} outputs {tuple(output_in(model, layer).shape)}, not a "
+            f"feature map (None, H, W, C); name a convolutional or pooling layer, or use null"
+        )
+    return layer
+
+
+def output_in(model: keras.Model, layer: keras.layers.Layer):
+    """The tensor `layer` produces in `model`'s graph. For a plain layer that is `layer.output`;
+    a nested model's `.output` is the one of its own graph, so take its call in `model`'s
+    (Keras has no public way to ask for it)."""
+    if not isinstance(layer, keras.Model):
+        return layer.output
+    for node in reversed(layer._inbound_nodes):  # one call per model it was used in
+        try:
+            keras.Model(model.inputs, node.output_tensors[0])  # raises unless this call is in `model`'s graph
+        except ValueError:
+            continue
+        return node.output_tensors[0]
+    raise ValueError(f"{layer.name} is not called in {model.name}")
 
 
 def weights_wanted(name: str, is_file: bool) -> str:
@@ -94,11 +193,6 @@ def check_base(model: keras.Model, label: str) -> None:
             f"{label} has {len(outputs)} outputs, not one convolutional feature map (None, H, W, C): give {A_BASE}"
         )
     output = tuple(output)
-    if len(output) == 2:
-        raise StageError(
-            f"{label} is a full model whose output is {output}, not a convolutional feature map: give its "
-            f"convolutional base (keras.applications with include_top=False, or cut it at its last convolutional layer)"
-        )
     if len(output) != 4:
         raise StageError(f"{label}'s output is {output}, not a convolutional feature map (None, H, W, C): give {A_BASE}")
     inputs = model.inputs
@@ -108,8 +202,41 @@ def check_base(model: keras.Model, label: str) -> None:
         raise StageError(f"{label} takes {described}, not RGB images (None, H, W, 3): give {A_BASE}")
 
 
+def leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of `model` in order, with nested models (a base made from a trained model) opened up."""
+    found = []
+    for layer in model.layers:
+        found.extend(leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return found
+
+
+CONVOLUTIONS = (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
+
+
+def convolutional_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The convolutional layers of `model`, nested ones included, in order; the fixed 1x1 convolution
+    of the caffe preprocessing is not one of them."""
+    return [layer for layer in leaf_layers(model) if isinstance(layer, CONVOLUTIONS) and layer.name != "preprocessing"]
+
+
+def fine_tune_layer(base: keras.Model, params: BaseParams) -> tuple[str, str]:
+    """(the first layer fine_tune unfreezes, why that one): base.fine_tune_from, the book's choice for
+    a keras.applications base, or else the base's last convolutional layer."""
+    if params.fine_tune_from is not None:
+        name, why = params.fine_tune_from, "base.fine_tune_from"
+    elif not params.is_file:
+        name, why = KERAS_BASES[params.name]["fine_tune_from"], f"the first layer of {params.name}'s last block"
+    else:
+        convolutions = convolutional_layers(base)
+        if not convolutions:
+            raise StageError(f"base.fine_tune_from is null but the base {base.name!r} has no convolutional layer; name a layer")
+        name, why = convolutions[-1].name, "the base's last convolutional layer (base.fine_tune_from: null)"
+    check_layer(base, name)
+    return name, why
+
+
 def check_layer(base: keras.Model, layer_name: str) -> None:
-    names = [layer.name for layer in base.layers]
+    names = [layer.name for layer in leaf_layers(base)]
     if layer_name not in names:
         raise StageError(
             f"base.fine_tune_from {layer_name!r} is not a layer of the base {base.name!r}; its last layers are "
@@ -138,9 +265,9 @@ def unfreeze_from(base: keras.Model, layer_name: str) -> None:
     BatchNormalization layer keeps its inference-mode statistics.
     """
     check_layer(base, layer_name)
-    base.trainable = True
+    base.trainable = True  # and every nested model in it; their own layers are set one by one below
     reached = False
-    for layer in base.layers:
+    for layer in leaf_layers(base):
         reached = reached or layer.name == layer_name
         layer.trainable = reached and not isinstance(layer, layers.BatchNormalization)
 
@@ -206,12 +333,18 @@ def feature_extractor(base: keras.Model, image_size: int, mode: str) -> keras.Mo
     """Pixels -> preprocessing -> base: what extract_features runs over each split."""
     feature_map_shape(base, image_size)
     pixels = pixels_input(image_size)
-    features = base(BasePreprocessing(mode)(pixels), training=False)
+    features = base(preprocessed(pixels, mode), training=False)
     return keras.Model(pixels, features, name="feature_extractor")
 
 
 def feature_map_shape(base: keras.Model, image_size: int) -> tuple:
     """The base's output shape for images of this size, or a StageError if they are too small for it."""
+    fixed = tuple(base.input_shape[1:3])
+    if None not in fixed and fixed != (image_size, image_size):
+        raise StageError(
+            f"the base {base.name!r} takes {fixed[0]}x{fixed[1]} images only (the size the model it was cut from "
+            f"was built for), not {image_size}x{image_size}: set data.image_size: {fixed[0]}"
+        )
     try:
         shape = base.compute_output_shape((None, image_size, image_size, 3))[1:]
     except ValueError:  # Keras: "Computed output size would be zero or negative"
@@ -224,8 +357,8 @@ def feature_map_shape(base: keras.Model, image_size: int) -> tuple:
     return tuple(shape)
 
 
-def with_classifier(base, classifier, image_size, mode, augment: keras.layers.Layer | None = None) -> keras.Model:
-    """Pixels -> [augmentation] -> preprocessing -> base -> classifier, as one model.
+def with_classifier(base, classifier, image_size, mode) -> keras.Model:
+    """Pixels -> preprocessing -> base -> classifier, as one model.
 
     The base is called with training=False as the Keras transfer-learning guide does;
     in Keras 3 that alone does not hold during `fit`, hence `unfreeze_from` keeps
@@ -233,9 +366,15 @@ def with_classifier(base, classifier, image_size, mode, augment: keras.layers.La
     """
     feature_map_shape(base, image_size)
     pixels = pixels_input(image_size)
-    x = augment(pixels) if augment is not None else pixels
-    x = base(BasePreprocessing(mode)(x), training=False)
-    return keras.Model(pixels, classifier(x), name="transfer")
+    features = base(preprocessed(pixels, mode), training=False)
+    return keras.Model(pixels, classifier(features), name="transfer")
+
+
+def with_augmentation(model: keras.Model, augment: keras.layers.Layer) -> keras.Model:
+    """Pixels -> augmentation -> `model`: what is trained, while `model` alone (sharing the
+    weights) is what is saved, so saved models hold no training-time layer."""
+    pixels = keras.Input(shape=model.input_shape[1:], name="pixels")
+    return keras.Model(pixels, model(augment(pixels)), name=f"{model.name}_augmented")
 
 
 # The book's convnet shrinks a side s to (s - 2) // 2 four times (valid 3x3 convolution, 2x2 pooling):
@@ -244,12 +383,11 @@ def with_classifier(base, classifier, image_size, mode, augment: keras.layers.La
 BOOK_CONVNET_MIN_SIZE = 46
 
 
-def small_convnet(image_size: int, dropout: float, num_classes: int, augment: keras.layers.Layer | None = None) -> keras.Model:
+def small_convnet(image_size: int, dropout: float, num_classes: int) -> keras.Model:
     """The book's convnet from scratch: 3,453,121 params at 150x150 for two classes."""
     padding = "valid" if image_size >= BOOK_CONVNET_MIN_SIZE else "same"
     pixels = pixels_input(image_size)
-    x = augment(pixels) if augment is not None else pixels
-    x = layers.Rescaling(1 / 255)(x)
+    x = layers.Rescaling(1 / 255)(pixels)
     for filters in (32, 64, 128, 128):
         x = layers.Conv2D(filters, 3, activation="relu", padding=padding)(x)
         x = layers.MaxPooling2D(2)(x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import yaml
 from stages.common.cli import StageError
 
 PARAMS_FILE = Path("params.yaml")
+BASES_DIR = Path("bases")  # .keras bases and weights files: a dependency of stage load_base
 SPLITS = ("train", "validation", "test")
 
 # keras.applications bases this project knows how to preprocess and fine-tune.
@@ -170,6 +172,9 @@ class ExplainParams:
     filter_layers: int = _check(min=1)
     filters: int = _check(min=1)
     filter_steps: int = _check(min=1)
+    filter_size: int = _check(
+        min=48, max=MAX_IMAGE_SIZE, help="pixels per side of the filter patterns; the small convnet needs 46"
+    )
     gradcam_per_class: int = _check(min=1, help="test images per class with a Grad-CAM heatmap")
 
 
@@ -402,23 +407,30 @@ def _check_base(base: BaseParams) -> None:
         if base.weights == "imagenet":
             raise ParamsError(
                 "params.yaml: base.weights is 'imagenet' but base.name is a .keras file, which brings its own "
-                "weights; set base.weights: null (or a weights file to load into it)"
-            )
-        if base.fine_tune_from is None:
-            raise ParamsError(
-                f"params.yaml: base.fine_tune_from is null, but {base.name} is a file with no known default; "
-                f"name the first layer to unfreeze when fine-tuning"
+                "weights; set base.weights: null (or random, or a weights file to load into it)"
             )
     elif base.name not in KERAS_BASES:
         raise ParamsError(
             f"params.yaml: base.name {base.name!r} is not a known base; use one of "
-            f"{', '.join(KERAS_BASES)} or the path of a .keras convolutional base"
+            f"{', '.join(KERAS_BASES)} or the path of a .keras model in {BASES_DIR}/"
         )
+    elif base.output_layer is not None:
+        raise ParamsError(
+            f"params.yaml: base.output_layer is {base.output_layer!r}, but it only applies to a .keras base; "
+            f"{base.name} ends at its last feature map already: set base.output_layer: null"
+        )
+    for key, path in (("base.name", base.name if base.is_file else None), ("base.weights", base.weights)):
+        if path not in (None, "imagenet", "random") and not _inside(Path(path), BASES_DIR):
+            raise ParamsError(
+                f"params.yaml: {key} {path!r} is outside {BASES_DIR}/, where DVC sees a new version of it and "
+                f"reruns load_base; copy it there and track it: cp {path} {BASES_DIR}/ && dvc add "
+                f"{BASES_DIR}/{Path(path).name}, then set {key}: {BASES_DIR}/{Path(path).name}"
+            )
 
 
-def fine_tune_from(base: BaseParams) -> str:
-    """The layer to unfreeze from: the param, or the base's own default when it is null."""
-    return base.fine_tune_from or KERAS_BASES[base.name]["fine_tune_from"]
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is inside `folder` by name (links are not followed: DVC hashes what is in the folder)."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
 
 def _suggestion(kind, key: str, name: str) -> str:

@@ -6,7 +6,6 @@ import numpy as np
 
 from stages.common.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
 from stages.common.evaluation import most_confused, per_class_scores
-from stages.common.pictures import GRADCAM_CLASSES
 
 CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed
 LISTED_CLASSES = 10  # up to this many classes, the summary counts each class's test images
@@ -79,18 +78,16 @@ def split_summary(labels: np.ndarray, class_names: list[str]) -> str:
     return f"{len(labels)} test images in {len(class_names)} classes ({per_class.min()} to {per_class.max()} per class)"
 
 
-def pictures_lines(class_names: list[str], wrong: int, gradcam_per_class: int, explained_model: str) -> list[str]:
-    shown = "each class" if len(class_names) <= GRADCAM_CLASSES else f"each of the first {GRADCAM_CLASSES} classes"
+def pictures_lines(class_names: list[str], wrong: int, explained_model: str) -> list[str]:
     return [
         f"The {explained_model} model's most confident mistakes ({wrong} wrong in all), with the true class "
         f"and the predicted one with its probability:",
         "",
         "![most confident mistakes](evaluate/most_wrong.png)",
         "",
-        f"Where it looks (Grad-CAM of the predicted class on the base's last feature map), "
-        f"the first {gradcam_per_class} test images of {shown}:",
-        "",
-        "![Grad-CAM heatmaps](evaluate/gradcam.png)",
+        "What a model learned (params `explain`), drawn by stage `explain`: a test image's "
+        "[activations](explain/activations.png) in its first layers, [filter patterns](explain/filters.png) "
+        "and where it looks, [Grad-CAM heatmaps](explain/gradcam.png) of the predicted class.",
         "",
         ("Training curves, confusion matrices and ROC curves" if len(class_names) == 2
          else "Training curves and confusion matrices") + ": `dvc plots show`.",

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import keras
 
-from stages.common import layers  # noqa: F401  (registers the custom layers a saved model may hold)
 from stages.common.cli import StageError
 
 # The entry of the .keras archive (a zip) that holds its metadata; the class names go there too,

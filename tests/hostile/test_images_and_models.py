@@ -6,7 +6,10 @@ The cases, one test each:
 - a 16-bit RGB PNG decodes to its values / 257 (Pillow 13 reads it as 8-bit RGB itself: a guard);
 - a 32-bit float TIFF (PIL mode F) is refused by name: predict prints one line for it and
   still predicts the other image;
-- a full model (classifier on top) given as base.name: load_base refuses it, writes nothing;
+- base files outside bases/ (where DVC sees their versions): params say how to move them there;
+- a full model (classifier on top) given as base.name: load_base cuts it at its last feature map;
+- a model with no convolutional feature map, or an unknown base.output_layer: load_base refuses
+  it in one line, writes nothing;
 - base.weights pointing at a README-like text file: load_base says it is not a weights file;
 - a .keras file holding a Lambda layer: predict and load_base refuse it in one line, without
   Keras' advice to turn safe mode off;
@@ -102,7 +105,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
     keras.Model(lambda_pixels, keras.layers.Conv2D(4, 3, name="conv")(doubled)).save(folder / "lambda.keras")
     (folder / "text.keras").write_text("This is a README, not a model.\n")
     (folder / "README.md").write_text("# A project\n\nSome text, not weights.\n")
-    names = ("classifier.keras", "full.keras", "models/base.keras", "lambda.keras", "text.keras", "README.md")
+    dense_pixels = keras.Input((SIZE, SIZE, 3))
+    dense = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(dense_pixels))
+    keras.Model(dense_pixels, dense, name="dense").save(folder / "dense.keras")
+    names = ("classifier.keras", "full.keras", "models/base.keras", "lambda.keras", "text.keras", "README.md", "dense.keras")
     return {Path(name).stem: folder / name for name in names}
 
 
@@ -115,9 +121,19 @@ def stage_dir(tmp_path, monkeypatch) -> Path:
 
 
 def set_base(folder: Path, **base) -> None:
+    """Set params' base section; a file named in it is copied into bases/, where params allow base files."""
+    for key in ("name", "weights"):
+        if base.get(key) and Path(base[key]).is_file():
+            (folder / "bases").mkdir(exist_ok=True)
+            shutil.copy2(base[key], folder / "bases")
+            base[key] = in_bases(base[key])
     params = yaml.safe_load((folder / "params.yaml").read_text())
     params["base"].update(base)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def in_bases(path: Path | str) -> str:
+    return f"bases/{Path(path).name}"
 
 
 def load_base_error(folder: Path) -> str:
@@ -179,17 +195,40 @@ def test_float_tiff_is_refused_by_name_and_predict_goes_on(files, image, tmp_pat
 # --- 4. impossible bases ------------------------------------------------------------------------
 
 
-def test_full_model_as_base_is_refused(files, stage_dir):
-    set_base(stage_dir, name=str(files["full"]), weights=None, fine_tune_from="conv")
+def test_base_file_outside_bases_is_refused_before_loading(files, stage_dir):
+    params = yaml.safe_load((stage_dir / "params.yaml").read_text())
+    params["base"].update(name=str(files["full"]), weights=None)
+    (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     message = load_base_error(stage_dir)
-    check_line(message, f"base.name {str(files['full'])!r} is a full model whose output is (None, 2), not a convolutional feature map")
-    assert "include_top=False" in message
+    check_line(message, f"params.yaml: base.name {str(files['full'])!r} is outside bases/, where DVC sees a new version")
+
+
+def test_full_model_as_base_is_cut_at_its_last_feature_map(files, stage_dir, capsys):
+    set_base(stage_dir, name=str(files["full"]), weights=None, fine_tune_from=None)
+    load_base.main()
+    base = keras.models.load_model(stage_dir / "models" / "base.keras")
+    assert base.output_shape == (None, SIZE - 2, SIZE - 2, 4)
+    out = capsys.readouterr().out
+    assert "feature map (14, 14, 4) from the output of its layer 'conv'" in out
+    assert "fine_tune will unfreeze from 'conv', the base's last convolutional layer" in out
+
+
+def test_model_without_a_feature_map_as_base_is_refused(files, stage_dir):
+    set_base(stage_dir, name=str(files["dense"]), weights=None, fine_tune_from=None)
+    message = load_base_error(stage_dir)
+    check_line(message, "base.name 'bases/dense.keras' has no convolutional feature map (no layer outputs (None, H, W, C))")
+
+
+def test_unknown_output_layer_is_refused_with_the_layers_that_would_do(files, stage_dir):
+    set_base(stage_dir, name=str(files["full"]), weights=None, output_layer="conv5", fine_tune_from=None)
+    message = load_base_error(stage_dir)
+    check_line(message, "base.output_layer 'conv5' is not a layer of base.name 'bases/full.keras'; layers with a feature map: conv")
 
 
 def test_text_file_as_base_weights_is_refused(files, stage_dir):
     set_base(stage_dir, name="vgg16", weights=str(files["README"]))
     message = load_base_error(stage_dir)
-    check_line(message, f"base.weights {str(files['README'])!r} is not a weights file")
+    check_line(message, f"base.weights {in_bases(files['README'])!r} is not a weights file")
     assert "give imagenet, null, or a weights file of vgg16" in message
 
 
@@ -204,7 +243,7 @@ def test_lambda_layer_file_is_refused_by_predict(files, image, capsys):
 def test_lambda_layer_file_is_refused_by_load_base(files, stage_dir):
     set_base(stage_dir, name=str(files["lambda"]), weights=None, fine_tune_from="conv")
     message = load_base_error(stage_dir)
-    check_line(message, f"base.name {str(files['lambda'])!r} holds a Lambda layer (Python code that safe mode will not run): refused; give ")
+    check_line(message, f"base.name {in_bases(files['lambda'])!r} holds a Lambda layer (Python code that safe mode will not run): refused; give ")
 
 
 def test_text_file_named_keras_is_refused_by_predict(files, image, capsys):
@@ -215,7 +254,7 @@ def test_text_file_named_keras_is_refused_by_predict(files, image, capsys):
 def test_text_file_named_keras_is_refused_by_load_base(files, stage_dir):
     set_base(stage_dir, name=str(files["text"]), weights=None, fine_tune_from="conv")
     message = load_base_error(stage_dir)
-    check_line(message, f"base.name {str(files['text'])!r} is not a Keras model file (a .keras file is a zip archive): refused; give ")
+    check_line(message, f"base.name {in_bases(files['text'])!r} is not a Keras model file (a .keras file is a zip archive): refused; give ")
 
 
 def test_a_base_given_to_predict_is_refused(files, image, capsys):

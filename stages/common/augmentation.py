@@ -1,7 +1,8 @@
-"""The project's two custom Keras layers: base preprocessing and the book's augmentation.
+"""The book's augmentation as one Keras layer, used in training only.
 
-Registered under the package name below, so a saved model that holds them loads
-once this module is imported (`stages.common.saving.load_model` does that).
+Saved models never hold it (models.with_augmentation puts it in front of the model that
+is trained, and the model behind it is what is saved), so they load with plain Keras.
+It is registered all the same, so that a model holding it can be saved and loaded in tests.
 """
 
 from __future__ import annotations
@@ -11,31 +12,7 @@ import math
 import keras
 from keras import layers
 
-PACKAGE = "dogs_vs_cats"  # namespace of this project's custom layers in saved .keras files
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class BasePreprocessing(layers.Layer):
-    """Raw RGB 0-255 -> what the base was trained on.
-
-    mode: a keras.applications module name (`vgg16`, `resnet50`, ...) to apply its
-    `preprocess_input`, `rescale` for the book's first-edition 1/255, or `none`
-    for a base that normalises its own input (such as a .keras base file).
-    """
-
-    def __init__(self, mode: str, **kwargs):
-        super().__init__(**kwargs)
-        self.mode = mode
-
-    def call(self, pixels):
-        if self.mode == "none":
-            return pixels
-        if self.mode == "rescale":
-            return pixels / 255.0
-        return getattr(keras.applications, self.mode).preprocess_input(pixels)
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+PACKAGE = "dogs_vs_cats"  # namespace of this project's custom layer in .keras files
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

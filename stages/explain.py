@@ -1,0 +1,72 @@
+"""Stage `explain`: what the convnet learned (the book's 5.4), as three pictures in metrics/explain/.
+
+activations.png: one test image (explain.image) in the model's first convolutional layers;
+filters.png: the patterns that most excite a few filters of layers spread over its depth, by
+gradient ascent in pixel space; gradcam.png: where it looks, as Grad-CAM heatmaps of the
+predicted class's logit on the last feature map for the first test images of each class.
+"""
+
+from stages.common import explaining
+from stages.common.classes import read_classes
+from stages.common.cli import StageError, run_stage
+from stages.common.images import load_prepared
+from stages.common.layout import CLASSES_FILE, EXPLAIN_DIR, model_path
+from stages.common.models import class_count, set_seed
+from stages.common.params import load_params
+from stages.common.pictures import activations_figure, filters_figure, grad_cam_figure
+from stages.common.saving import load_model, saved_class_names
+
+
+def chosen(layers: list, asked: int, key: str) -> list:
+    if len(layers) < asked:
+        print(f"explain: {key} asks for {asked} convolutional layers, the model has {len(layers)}: showing those")
+    return layers
+
+
+def main() -> None:
+    params = load_params()
+    settings = params.explain
+    class_names = read_classes()
+    images, labels = load_prepared("test")
+    if settings.image >= len(labels):
+        raise StageError(
+            f"explain.image {settings.image} is beyond the test split's {len(labels)} images: give 0 to {len(labels) - 1}"
+        )
+    path = model_path(settings.model)
+    model = load_model(path)
+    if class_count(model) != len(class_names) or saved_class_names(path) not in (None, class_names):
+        raise StageError(f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: run `dvc repro`")
+    set_seed(params.seed)
+    EXPLAIN_DIR.mkdir(parents=True, exist_ok=True)
+
+    image, label = images[settings.image], labels[settings.image]
+    layers = chosen(explaining.first_convolutions(model, settings.activation_layers), settings.activation_layers,
+                    "explain.activation_layers")
+    activations_figure(
+        image, [layer.name for layer in layers], explaining.activations(model, image, layers),
+        f"test image {settings.image} ({class_names[label]})",
+        f"{settings.model}: activations of its first {len(layers)} convolutional layers", EXPLAIN_DIR / "activations.png",
+    )
+
+    layers = chosen(explaining.spread_convolutions(model, settings.filter_layers), settings.filter_layers,
+                    "explain.filter_layers")
+    patterns = [
+        explaining.filter_patterns(model, layer, settings.filters, settings.filter_steps, settings.filter_size, params.seed)
+        for layer in layers
+    ]
+    filters_figure(
+        [layer.name for layer in layers], patterns,
+        f"{settings.model}: filter patterns ({settings.filter_steps} steps of gradient ascent, "
+        f"{settings.filter_size}x{settings.filter_size} pixels)", EXPLAIN_DIR / "filters.png",
+    )
+
+    rows = explaining.grad_cam_rows(labels, settings.gradcam_per_class)
+    heatmaps, probabilities = explaining.grad_cam(model, images[rows])
+    grad_cam_figure(
+        images[rows], heatmaps, probabilities, labels[rows], [f"test image {row}" for row in rows], class_names,
+        settings.model, EXPLAIN_DIR / "gradcam.png",
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main, __file__)
