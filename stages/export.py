@@ -83,7 +83,8 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
     if "saved_model" in formats:
         lines += [
             "", f"import tensorflow as tf  # SavedModel: tag serve, signature {SIGNATURE}, as TF Serving loads it",
-            f'probabilities = tf.saved_model.load("{folder}/{FILES["saved_model"]}").serve(pixels).numpy()',
+            f'saved_model = tf.saved_model.load("{folder}/{FILES["saved_model"]}")  # keep it: its variables live in it',
+            "probabilities = saved_model.serve(pixels).numpy()",
         ]
     if "litert" in formats:
         lines += [
@@ -109,9 +110,7 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
 def main() -> None:
     params = load_params()
     name = params.export.model
-    formats = [fmt for fmt in FILES if fmt in params.export.formats]
-    if not formats:
-        raise StageError(f"export.formats is empty: list one or more of {', '.join(FILES)}")
+    formats = [fmt for fmt in FILES if fmt in params.export.formats]  # the params check refuses an empty list
     check_converters(formats)
     metrics = evaluated_metrics(name)
     path = model_path(name)

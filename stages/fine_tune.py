@@ -24,7 +24,7 @@ def main() -> None:
     train, validation = prepared_splits()
     with model_scope(params.training, params.seed):
         model = load_model(model_path("frozen_augmented"))
-        layer, why = fine_tune_layer(nested_base(model), params.base)
+        layer, why = fine_tune_layer(params.base, nested_base(model))
         print(f"{STAGE}: unfreezing from {layer!r}, {why}")
         unfreeze_from(nested_base(model), layer)
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))

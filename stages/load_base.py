@@ -25,7 +25,7 @@ def main() -> None:
     set_seed(params.seed)  # random weights (base.weights: null or random) are the same on every run
     base, origin = build_base(params.base)
     # Checked now so that a typo fails in seconds, not after hours of training.
-    layer, why = fine_tune_layer(base, params.base)
+    layer, why = fine_tune_layer(params.base, base)
     save_model(base, BASE_MODEL)
     print(f"load_base: {origin}")
     print(f"load_base: fine_tune will unfreeze from {layer!r}, {why}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -47,6 +49,32 @@ ALL_STAGES = {
     "check_params", "split", "prepare", "load_base", "extract_features", "train_classifier",
     "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate",
 }
+
+
+# Loads .keras files with plain Keras in a process that never imports this project (-I: no
+# script folder or PYTHONPATH on sys.path; run from a folder without it), and prints each
+# model's outputs on the pixels given as a .npy file.
+STOCK_KERAS = """
+import json, sys
+import keras, numpy as np
+pixels = np.load(sys.argv[1]).astype("float32")
+outputs = {path: keras.models.load_model(path).predict(pixels, verbose=0).tolist() for path in sys.argv[2:]}
+assert not [name for name in sys.modules if name.split(".")[0] == "stages"], "the project was imported"
+print(json.dumps(outputs))
+"""
+
+
+def stock_keras_outputs(model_paths: list[Path], pixels: np.ndarray, folder: Path) -> dict[str, np.ndarray]:
+    """{path: outputs} of each model, loaded by stock Keras in safe mode, in a process without this project."""
+    np.save(folder / "pixels.npy", pixels)
+    paths = [str(Path(path).resolve()) for path in model_paths]
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", STOCK_KERAS, str(folder / "pixels.npy"), *paths],
+        cwd=folder, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = json.loads(result.stdout.splitlines()[-1])
+    return {str(path): np.array(outputs[str(Path(path).resolve())], np.float32) for path in model_paths}
 
 
 def project_files() -> list[str]:

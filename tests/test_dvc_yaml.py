@@ -38,8 +38,8 @@ TEMPLATE = re.compile(r"\$\{\s*([\w.]+)\s*\}")
 # read these keys of it. `is_file` is BaseParams' property over `name`.
 HELPER_PARAMS = {
     "preprocessing_mode": ("preprocessing", "name"),
-    "fine_tune_from": ("fine_tune_from", "name"),
-    "build_base": ("weights", "name"),
+    "fine_tune_layer": ("fine_tune_from", "name"),
+    "build_base": ("weights", "name", "output_layer"),
     "model_scope": ("deterministic", "mixed_precision", "distribute"),
 }
 
@@ -52,6 +52,14 @@ PATH_HELPERS = {
     "fit": ("stage_metrics_dir", lambda args: layout.stage_metrics_dir(args[1])),
     "read_classes": ("CLASSES_FILE", lambda args: layout.CLASSES_FILE),
     "write_classes": ("CLASSES_FILE", lambda args: layout.CLASSES_FILE),
+}
+
+# Data deps that no stage makes and no script names: what people put in (besides data.raw_dir).
+USER_INPUTS = {
+    ("load_base", str(layout.BASES_DIR)): (
+        "the .keras bases and weights files that base.name and base.weights may name; params.py refuses "
+        "them anywhere else, so that a new version of one reruns load_base"
+    ),
 }
 
 # (stage, key) read but deliberately not declared.
@@ -484,7 +492,7 @@ def test_params_reads_of_known_stages():
     assert read_params("train_scratch_augmented") == leaves("augmentation") | leaves("train_scratch_augmented") | run | {
         "seed", "data.image_size",
     }
-    assert read_params("load_base") == {"seed", "base.name", "base.weights", "base.fine_tune_from"}
+    assert read_params("load_base") == {"seed", "base.name", "base.weights", "base.output_layer", "base.fine_tune_from"}
     assert read_params("split") == {
         "data.raw_dir", "data.split.train", "data.split.validation", "data.split.test",
         "data.classes", "data.class_groups", "data.label_column",
@@ -541,7 +549,7 @@ def test_outs_match_layout():
         assert str(layout.model_path(model)) in outs(stage), f"{stage} does not declare {model}"
         assert str(layout.stage_metrics_dir(stage)) in outs(stage), f"{stage} does not declare its dvclive folder"
     models = {out for stage in STAGES for out in outs(stage) if inside(out, layout.MODELS_DIR)}
-    assert models == {str(layout.BASE_MODEL)} | {str(layout.model_path(m)) for m in layout.MODEL_STAGES}
+    assert models == {str(layout.BASE_MODEL), str(layout.EXPORT_DIR)} | {str(layout.model_path(m)) for m in layout.MODEL_STAGES}
 
 
 def test_no_out_is_declared_twice_or_nested():
@@ -584,6 +592,8 @@ def test_metrics_and_plots_are_stage_outs():
 @pytest.mark.parametrize("stage", STAGES)
 def test_data_deps_are_other_stages_outs_or_the_raw_data(stage):
     for dep in data_deps(stage):
+        if (stage, dep) in USER_INPUTS:
+            continue
         templates = TEMPLATE.findall(dep)
         if templates:  # ${data.raw_dir}: the stage must read and declare that param
             for key in templates:
@@ -599,7 +609,8 @@ def test_data_deps_and_outs_are_what_the_script_names(stage):
     """Every layout path the script names is a dep or out (or a folder it creates for one),
     and every data dep and out is named by the script."""
     named = READS[stage].paths
-    declared = [dep for dep in data_deps(stage) if not TEMPLATE.search(dep)] + outs(stage)
+    declared = [dep for dep in data_deps(stage) if not TEMPLATE.search(dep) and (stage, dep) not in USER_INPUTS]
+    declared += outs(stage)
     for path in named:
         assert any(inside(path, d) for d in declared) or any(inside(out, path) for out in outs(stage)), (
             f"{stage}: {script(stage)} uses {path}, which it does not declare"

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import stock_keras_outputs
 from stages import train_frozen
 from stages.common import models, saving
 from stages.common.cli import StageError
@@ -99,7 +100,7 @@ def test_every_known_base_builds_and_has_its_default_fine_tune_layer(params, nam
     base_params = dataclasses.replace(params.base, name=name, weights=None, fine_tune_from=None)
     base, origin = models.build_base(base_params)
     assert origin == f"keras.applications {KERAS_BASES[name]['builder']} (random weights)"
-    assert models.fine_tune_layer(base, base_params) == (
+    assert models.fine_tune_layer(base_params, base) == (
         KERAS_BASES[name]["fine_tune_from"], f"the first layer of {name}'s last block"
     )
     features = base(np.zeros((1, 64, 64, 3), np.float32))
@@ -547,7 +548,7 @@ def transfer_model(params, num_classes: int = 3) -> keras.Model:
 
 
 def file_base(params, path: Path, **changes):
-    return dataclasses.replace(params.base, name=str(path), weights=None, fine_tune_from=None, **changes)
+    return dataclasses.replace(params.base, **{"name": str(path), "weights": None, "fine_tune_from": None, **changes})
 
 
 def test_a_trained_transfer_model_as_base_is_its_preprocessing_and_base(params, tmp_path):
@@ -558,7 +559,7 @@ def test_a_trained_transfer_model_as_base_is_its_preprocessing_and_base(params, 
     pixels = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3)).astype(np.float32)
     expected = models.nested_base(model)(keras.applications.vgg16.preprocess_input(pixels.copy()))
     np.testing.assert_allclose(base(pixels), expected, rtol=1e-5, atol=1e-4)  # raw pixels in: preprocessing kept
-    assert models.fine_tune_layer(base, file_base(params, "x.keras")) == (
+    assert models.fine_tune_layer(file_base(params, "x.keras"), base) == (
         "last_conv", "the base's last convolutional layer (base.fine_tune_from: null)"
     )
     # it is a base like any other: a new head on top, then fine-tuning opens the nested layers from last_conv
@@ -612,3 +613,21 @@ def test_a_base_of_fixed_input_size_names_the_size_to_use(params, tmp_path):
     assert models.feature_map_shape(base, 32) == (2, 2, 128)
     with pytest.raises(StageError, match=r"takes 32x32 images only .*: set data.image_size: 32"):
         models.feature_map_shape(base, 48)
+
+
+def test_saved_models_open_with_stock_keras_and_predict_the_same(params, tmp_path):
+    """What a colleague, an app or a server does with a model: keras.models.load_model, safe mode,
+    without this project (no custom layers: preprocessing is Keras' own, augmentation is not saved)."""
+    models.set_seed(0)
+    transfer = transfer_model(params)  # VGG16's caffe preprocessing as a fixed 1x1 convolution
+    convnet = models.small_convnet(16, 0.5, 2)
+    trained = models.with_augmentation(convnet, models.augmentation(params.augmentation, seed=0))
+    models.compile_model(trained, 1e-4)
+    saving.save_model(transfer, tmp_path / "transfer.keras", ["a", "b", "c"])
+    saving.save_model(convnet, tmp_path / "scratch_augmented.keras", ["cat", "dog"])
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype(np.float32)
+    outputs = stock_keras_outputs([tmp_path / "transfer.keras", tmp_path / "scratch_augmented.keras"], pixels, tmp_path)
+    for name in ("transfer", "scratch_augmented"):
+        ours = saving.load_model(tmp_path / f"{name}.keras").predict(pixels, verbose=0)
+        np.testing.assert_allclose(outputs[str(tmp_path / f"{name}.keras")], ours, rtol=1e-5, atol=1e-6)
+    assert saving.config_classes(tmp_path / "transfer.keras").isdisjoint({"BookAugmentation", "BasePreprocessing"})

@@ -13,9 +13,10 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params
+from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params, stock_keras_outputs
 from PIL import Image
 from stages.common.layout import MODEL_STAGES
+from stages.common.prediction import predict_probabilities
 from stages.common.saving import load_model, saved_class_names
 
 pytestmark = pytest.mark.e2e
@@ -65,6 +66,17 @@ def test_every_model_takes_raw_pixels_and_has_metrics(tiny_repo):
         assert 0 <= summary["val"]["accuracy"] <= 1
         epochs_logged = (tiny_repo.path / f"metrics/{stage}/plots/metrics/val/accuracy.tsv").read_text().splitlines()
         assert len(epochs_logged) == 1 + TINY_PARAMS[(stage, "epochs")]  # header + one row per epoch
+
+
+def test_every_model_opens_with_stock_keras_and_predicts_as_the_pipeline(tiny_repo, tmp_path):
+    """No custom layer in any saved model: plain keras.models.load_model (safe mode) in a process that
+    never imports this project gives the probabilities predict and evaluate compute."""
+    pixels = np.load(tiny_repo.path / "data/prepared/test_images.npy").astype(np.float32)
+    paths = [tiny_repo.path / f"models/{model_name}.keras" for model_name in MODEL_STAGES]
+    stock = stock_keras_outputs(paths, pixels, tmp_path)
+    for path in paths:
+        ours = predict_probabilities(load_model(path), pixels, batch_size=5)  # what stages.predict runs
+        np.testing.assert_allclose(np.concatenate([1 - stock[str(path)], stock[str(path)]], axis=1), ours, atol=1e-5)
 
 
 def test_train_frozen_leaves_the_base_unchanged_and_fine_tune_changes_only_its_top(tiny_repo):

@@ -47,7 +47,7 @@ def entry(model: keras.Model, nested: keras.Model) -> keras.Model:
     finds what flows out of it)."""
     for node in reversed(nested._inbound_nodes):  # one call per model it was used in
         try:
-            return keras.Model(model.inputs, node.input_tensors[0])  # raises unless this call is in `model`'s graph
+            return keras.Model(model.inputs[0], node.input_tensors[0])  # raises unless this call is in `model`'s graph
         except ValueError:
             continue
     raise ValueError(f"{nested.name} is not called in {model.name}")
@@ -67,7 +67,7 @@ def layer_reader(model: keras.Model, layer: keras.layers.Layer) -> Callable:
     """pixels -> `layer`'s output, for images of any size its layers take."""
     chain = containers(model, layer)
     parts = [entry(outer, nested) for outer, nested in zip(chain, chain[1:])]
-    parts.append(keras.Model(chain[-1].inputs, layer.output))
+    parts.append(keras.Model(chain[-1].inputs[0], layer.output))
     for part in parts:
         part.input_spec = None  # the filter patterns are smaller than the model's images
 
@@ -115,9 +115,10 @@ def filter_patterns(model: keras.Model, layer, count: int, steps: int, size: int
     ascend = gradient(mean_activations)
     pixels = 128.0 + 20.0 * np.random.default_rng(seed).random((count, size, size, 3), dtype=np.float32)
     for _ in range(steps):
-        grads = ascend(pixels)
-        norms = np.sqrt(np.mean(grads**2, axis=(1, 2, 3), keepdims=True)) + 1e-5
-        pixels = np.clip(pixels + ASCENT_STEP * grads / norms, 0.0, 255.0)
+        grads = ascend(pixels)  # scaled by the preprocessing and the layer's size: normalized, no epsilon
+        norms = np.sqrt(np.mean(grads**2, axis=(1, 2, 3), keepdims=True))
+        steps_taken = np.divide(grads, norms, out=np.zeros_like(grads), where=norms > 0)  # a dead filter stays
+        pixels = np.clip(pixels + ASCENT_STEP * steps_taken, 0.0, 255.0)
     return pixels
 
 
@@ -139,11 +140,11 @@ def output_parts(model: keras.Model) -> tuple[Callable, Callable, keras.layers.D
     chain = containers(model, predictions)
     if len(chain) == 1:
         feature_map = feature_layer(model, None, f"the model {model.name!r}").output
-        return keras.Model(model.inputs, feature_map), keras.Model(feature_map, predictions.input), predictions
+        return keras.Model(model.inputs[0], feature_map), keras.Model(feature_map, predictions.input), predictions
     if len(chain) > 2:
         raise StageError(f"the model {model.name!r} holds its classifier deeper than this pipeline puts it: give one it trained")
     classifier = chain[1]  # its input is the base's output
-    return entry(model, classifier), keras.Model(classifier.inputs, predictions.input), predictions
+    return entry(model, classifier), keras.Model(classifier.inputs[0], predictions.input), predictions
 
 
 def logits(hidden, predictions: keras.layers.Dense):

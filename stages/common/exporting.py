@@ -5,6 +5,8 @@ All three take what the .keras model takes, raw RGB pixels 0-255 as float32 (N, 
 traced graph. The files are the same byte for byte on every run of the same model (as
 dvc.lock's hashes need): the SavedModel lists the variables in the model's order (Keras'
 own export lists them in memory-address order) and its fingerprint carries no random UUID.
+It tracks the tf.Variables the function reads, not Keras' wrappers of them (those would be
+saved as copies that TF1-style loaders, TF Serving's among them, restore but never read).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def write_saved_model(model: keras.Model, spec: tf.TensorSpec, folder: Path) -> 
     """A SavedModel with the tag `serve`, the signature `serving_default` (`pixels` -> `output_0`)
     and the same function as `serve` (tf.saved_model.load(folder).serve(pixels))."""
     module = tf.Module()
-    module.model_variables = list(model.variables)
+    module.model_variables = [variable.value for variable in model.variables]  # the tf.Variables the function reads
     module.serve = tf.function(lambda pixels: model(pixels, training=False), input_signature=[spec], autograph=False)
     tf.saved_model.save(module, str(folder), signatures={SIGNATURE: module.serve.get_concrete_function()})
     fingerprint = folder / "fingerprint.pb"

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+BASES_DIR = Path("bases")  # .keras bases and weights files named by base.name / base.weights (params.py)
 SPLIT_DIR = Path("data/split")  # <split>/<label>/<image>, plus manifest.csv
 SPLIT_MANIFEST = SPLIT_DIR / "manifest.csv"
 CLASSES_FILE = Path("data/classes.json")  # the class names in label order, written by split

@@ -88,7 +88,7 @@ def build_base(base: BaseParams) -> tuple[keras.Model, str]:
     if base.weights not in (None, "imagenet", "random") and not Path(base.weights).is_file():
         raise StageError(f"base.weights {base.weights!r} is not a file; give a weights file, imagenet or null")
     if base.is_file:
-        return base_from_file(base)
+        return base_from_file(base.name, base.weights, base.output_layer)
     builder = getattr(keras.applications, KERAS_BASES[base.name]["builder"])
     weights_file = base.weights not in (None, "imagenet", "random")
     try:
@@ -108,31 +108,31 @@ def build_base(base: BaseParams) -> tuple[keras.Model, str]:
     return model, f"keras.applications {KERAS_BASES[base.name]['builder']} ({base.weights or 'random'} weights)"
 
 
-def base_from_file(base: BaseParams) -> tuple[keras.Model, str]:
+def base_from_file(name: str, weights: str | None, output_layer: str | None) -> tuple[keras.Model, str]:
     """A .keras file's convolutional part: the whole model if its output is a feature map, else
-    the model cut at `base.output_layer` or, by default, at the last feature map (what its head
+    the model cut at `output_layer` or, by default, at the last feature map (what its head
     reads: the base of a transfer model, the last pooling of a convnet)."""
-    label = f"base.name {base.name!r}"
-    if not Path(base.name).is_file():
+    label = f"base.name {name!r}"
+    if not Path(name).is_file():
         raise StageError(f"{label} is not a file; give an existing .keras model or a keras.applications name")
-    model = load_model(base.name, label=label, wanted=A_BASE)
-    if base.weights not in (None, "random"):
-        load_weights(model, base.weights, f"base.weights {base.weights!r}", weights_wanted(base.name, base.is_file))
+    model = load_model(name, label=label, wanted=A_BASE)
+    if weights not in (None, "random"):
+        load_weights(model, weights, f"base.weights {weights!r}", weights_wanted(name, is_file=True))
     try:
         rank = len(model.output_shape)
     except (AttributeError, ValueError):  # an unbuilt Sequential model: check_base names it
         rank = None
-    if base.output_layer is not None or rank == 2:
-        layer = feature_layer(model, base.output_layer, label)
-        model = keras.Model(model.inputs, output_in(model, layer), name=f"{Path(base.name).stem}_base")
+    if output_layer is not None or rank == 2:
+        layer = feature_layer(model, output_layer, label)
+        model = keras.Model(model.inputs, output_in(model, layer), name=f"{Path(name).stem}_base")
         where = f"the output of its layer {layer.name!r}"
     else:
         where = "its output"
     check_base(model, label)
-    if base.weights == "random":
+    if weights == "random":
         model = keras.models.clone_model(model)  # the same layers, each with fresh initial weights
-    weights = "random weights" if base.weights == "random" else "its weights"
-    return model, f"{base.name}: feature map {tuple(model.output_shape[1:])} from {where}, {weights}"
+    kept = "random weights" if weights == "random" else "its weights"
+    return model, f"{name}: feature map {tuple(model.output_shape[1:])} from {where}, {kept}"
 
 
 def feature_layer(model: keras.Model, name: str | None, label: str) -> keras.layers.Layer:
@@ -219,7 +219,7 @@ def convolutional_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in leaf_layers(model) if isinstance(layer, CONVOLUTIONS) and layer.name != "preprocessing"]
 
 
-def fine_tune_layer(base: keras.Model, params: BaseParams) -> tuple[str, str]:
+def fine_tune_layer(params: BaseParams, base: keras.Model) -> tuple[str, str]:
     """(the first layer fine_tune unfreezes, why that one): base.fine_tune_from, the book's choice for
     a keras.applications base, or else the base's last convolutional layer."""
     if params.fine_tune_from is not None:

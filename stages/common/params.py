@@ -20,9 +20,9 @@ from typing import Literal
 import yaml
 
 from stages.common.cli import StageError
+from stages.common.layout import BASES_DIR
 
 PARAMS_FILE = Path("params.yaml")
-BASES_DIR = Path("bases")  # .keras bases and weights files: a dependency of stage load_base
 SPLITS = ("train", "validation", "test")
 
 # keras.applications bases this project knows how to preprocess and fine-tune.
