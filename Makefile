@@ -1,5 +1,5 @@
 # make demo   install, then run the whole pipeline offline on generated images (~6 min on 2 cores, install included)
-# make test   install with the test tools, then run the test suite (unit + end-to-end)
+# make test   install with the test tools (and the ONNX converter), then run the test suite (unit + end-to-end)
 # make unit   the fast tests only (no `dvc repro`)
 # make bench  each stage's speed against this machine's limit, and memory on 25,000 images (~11 min)
 
@@ -27,7 +27,7 @@ $(VENV)/installed: requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/installed-test: $(VENV)/installed requirements-test.txt
+$(VENV)/installed-test: $(VENV)/installed requirements-test.txt requirements-export.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $@
 

@@ -187,7 +187,7 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     import numpy as np
     import tensorflow as tf
 
-    from stages.common.models import augmentation, compile_model, dense_classifier, freeze, with_classifier
+    from stages.common.models import augmentation, compile_model, dense_classifier, freeze, with_augmentation, with_classifier
     from stages.common.params import load_params
     from stages.common.training import array_batches
 
@@ -198,7 +198,9 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
 
     def model(augment: bool) -> keras.Model:
         head = dense_classifier(features_shape, params.head, len(CLASSES))
-        built = with_classifier(base, head, size, mode, augmentation(params.augmentation, seed) if augment else None)
+        built = with_classifier(base, head, size, mode)
+        if augment:  # as stage train_frozen trains it
+            built = with_augmentation(built, augmentation(params.augmentation, seed))
         compile_model(built, 2e-5)
         return built
 
@@ -351,7 +353,9 @@ def memory_rows(folder: Path, images: Path, distinct: int, per_class_sizes: list
             write_manifest(work)
             params = yaml.safe_load((ROOT / "params.yaml").read_text())
             params["data"].update(image_size=size)
-            params["base"].update(name=str(base_file), weights=None, fine_tune_from="last_conv")
+            (work / "bases").mkdir()
+            shutil.copy2(base_file, work / "bases")
+            params["base"].update(name=f"bases/{base_file.name}", weights=None, fine_tune_from="last_conv")
             (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
             for stage in ("prepare", "load_base", "extract_features"):
                 measured[(per_class, stage)] = peak_memory([sys.executable, "-m", f"stages.{stage}"], work)

@@ -28,36 +28,38 @@ def main() -> None:
     settings = params.explain
     class_names = read_classes()
     images, labels = load_prepared("test")
-    if settings.image >= len(labels):
-        raise StageError(
-            f"explain.image {settings.image} is beyond the test split's {len(labels)} images: give 0 to {len(labels) - 1}"
-        )
+    count, index = len(labels), settings.image
+    if index >= count:
+        raise StageError(f"explain.image {index} is beyond the test split's {count} images: give 0 to {count - 1}")
     path = model_path(settings.model)
     model = load_model(path)
     if class_count(model) != len(class_names) or saved_class_names(path) not in (None, class_names):
-        raise StageError(f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: run `dvc repro`")
+        raise StageError(
+            f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: run `dvc repro`"
+        )
     set_seed(params.seed)
     EXPLAIN_DIR.mkdir(parents=True, exist_ok=True)
 
-    image, label = images[settings.image], labels[settings.image]
-    layers = chosen(explaining.first_convolutions(model, settings.activation_layers), settings.activation_layers,
-                    "explain.activation_layers")
+    image, label = images[index], labels[index]
+    asked = settings.activation_layers
+    layers = chosen(explaining.first_convolutions(model, asked), asked, "explain.activation_layers")
     activations_figure(
         image, [layer.name for layer in layers], explaining.activations(model, image, layers),
-        f"test image {settings.image} ({class_names[label]})",
-        f"{settings.model}: activations of its first {len(layers)} convolutional layers", EXPLAIN_DIR / "activations.png",
+        f"test image {index} ({class_names[label]})",
+        f"{settings.model}: activations of its first {len(layers)} convolutional layers",
+        EXPLAIN_DIR / "activations.png",
     )
 
-    layers = chosen(explaining.spread_convolutions(model, settings.filter_layers), settings.filter_layers,
-                    "explain.filter_layers")
+    asked = settings.filter_layers
+    layers = chosen(explaining.spread_convolutions(model, asked), asked, "explain.filter_layers")
+    steps, size = settings.filter_steps, settings.filter_size
     patterns = [
-        explaining.filter_patterns(model, layer, settings.filters, settings.filter_steps, settings.filter_size, params.seed)
-        for layer in layers
+        explaining.filter_patterns(model, layer, settings.filters, steps, size, params.seed) for layer in layers
     ]
     filters_figure(
         [layer.name for layer in layers], patterns,
-        f"{settings.model}: filter patterns ({settings.filter_steps} steps of gradient ascent, "
-        f"{settings.filter_size}x{settings.filter_size} pixels)", EXPLAIN_DIR / "filters.png",
+        f"{settings.model}: filter patterns ({steps} steps of gradient ascent, {size}x{size} pixels)",
+        EXPLAIN_DIR / "filters.png",
     )
 
     rows = explaining.grad_cam_rows(labels, settings.gradcam_per_class)

@@ -43,11 +43,12 @@ TINY_PARAMS = {
     ("fine_tune", "batch_size"): 8,
     ("train_scratch", "batch_size"): 8,
     ("train_scratch_augmented", "batch_size"): 8,
+    ("explain", "filter_steps"): 2,
 }
 RAW_IMAGES_PER_CLASS = 24
 ALL_STAGES = {
     "check_params", "split", "prepare", "load_base", "extract_features", "train_classifier",
-    "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate",
+    "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate", "explain", "export",
 }
 
 

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from test_pictures import IMAGE_SIZE, tiny_transfer_model  # the tiny transfer models of the pictures' tests
+from test_explain import IMAGE_SIZE, tiny_transfer_model  # the tiny transfer models of explain's tests
 
 from stages import evaluate
 from stages.common.book import BOOK_NOTE
@@ -463,7 +463,7 @@ def test_report_counts_many_classes_in_one_line():
     report = make_report(names, labels, probabilities)
     per_class = np.bincount(labels, minlength=12)
     assert f"300 test images in 12 classes ({per_class.min()} to {per_class.max()} per class)" in report
-    assert "the first 8 classes" in report  # Grad-CAM is drawn for the first 8 only
+    assert "(explain/gradcam.png)" in report  # drawn by stage explain, for the first 8 classes
 
 
 # --- tools/results_table.py ---
@@ -501,7 +501,7 @@ def workspace(folder: Path, class_names: list[str], model_classes: list[str] | N
     """params.yaml, data/classes.json, test arrays with their manifest and the five models
     (one tiny transfer model saved under every name) in `folder`; returns the test labels."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["evaluate"].update(batch_size=4, top_k=2, gallery_size=4, gradcam_per_class=2)
+    params["evaluate"].update(batch_size=4, top_k=2, gallery_size=4)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     (folder / "data/prepared").mkdir(parents=True)
     (folder / "data/classes.json").write_text(json.dumps(class_names))
@@ -543,11 +543,12 @@ def test_the_stage_writes_its_outputs(class_names, tmp_path, monkeypatch):
         points = [(float(row["fpr"]), float(row["tpr"])) for row in csv.DictReader(file)]
     assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)
     assert all(a <= b for (a, _), (b, _) in zip(points, points[1:]))
-    for picture in ("most_wrong.png", "gradcam.png"):
-        assert Path("metrics/evaluate", picture).read_bytes().startswith(b"\x89PNG")
+    assert Path("metrics/evaluate/most_wrong.png").read_bytes().startswith(b"\x89PNG")
+    assert not Path("metrics/evaluate/gradcam.png").exists()  # drawn by stage explain
     report = Path("metrics/report.md").read_text()
     assert ("book 1st ed." in report) == (class_names == ["cat", "dog"])
     assert "## Most confused (fine_tuned)" in report and "### fine_tuned" in report
+    assert "[Grad-CAM heatmaps](explain/gradcam.png)" in report
 
 
 def test_the_stage_refuses_models_of_other_classes(tmp_path, monkeypatch):

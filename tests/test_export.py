@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT, set_params
+from conftest import ROOT, TINY_PARAMS, set_params, stock_keras_outputs
 from stages import export
 from stages.common import exporting, saving
 from stages.common.cli import StageError
@@ -60,12 +60,12 @@ def make_repo(path: Path, formats: list[str] = FORMATS) -> Path:
     return path
 
 
-def pixels(count: int = 5, seed: int = 1) -> np.ndarray:
+def pixels(count: int = 5, seed: int = 1, size: int = SIZE) -> np.ndarray:
     """uint8 values as float32: a colour per image with noise (uniform noise alone looks the same
     to a convnet after global pooling, and the images would get the same probabilities)."""
     rng = np.random.default_rng(seed)
     colour = rng.integers(0, 256, (count, 1, 1, 3))
-    return np.clip(colour + rng.integers(-40, 41, (count, SIZE, SIZE, 3)), 0, 255).astype(np.float32)
+    return np.clip(colour + rng.integers(-40, 41, (count, size, size, 3)), 0, 255).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -107,33 +107,40 @@ def test_writes_each_format_and_the_card_and_nothing_else(exported):
     assert sorted(entry.name for entry in (exported / "models").iterdir()) == ["export", "fine_tuned.keras"]  # no scratch folder left
 
 
-def test_saved_model_and_litert_agree_with_keras(exported):
-    images = pixels()
-    expected = keras_probabilities(exported, images)
-    assert class_probabilities(expected).shape == (5, 3) and np.ptp(expected, axis=0).max() > 0.05
-    folder = exported / "models/export"
-
+def served_outputs(folder: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The exported files' outputs for `images`, by each way of loading them."""
     loaded = tf.saved_model.load(str(folder / "saved_model"))
-    np.testing.assert_allclose(loaded.serve(images).numpy(), expected, atol=1e-4)
-    signature = loaded.signatures["serving_default"]
-    np.testing.assert_allclose(signature(pixels=tf.constant(images))["output_0"].numpy(), expected, atol=1e-4)
-
+    outputs = {
+        "saved_model serve": loaded.serve(images).numpy(),
+        "saved_model signature": loaded.signatures["serving_default"](pixels=tf.constant(images))["output_0"].numpy(),
+    }
     # As TF Serving loads it: the graph of the tag `serve`, run through its SignatureDef's tensor names.
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(folder / "saved_model"))
         served = meta_graph.signature_def["serving_default"]
-        outputs = session.run(served.outputs["output_0"].name, {served.inputs["pixels"].name: images})
-    np.testing.assert_allclose(outputs, expected, atol=1e-4)
+        outputs["TF Serving"] = session.run(served.outputs["output_0"].name, {served.inputs["pixels"].name: images})
 
     runner = litert_interpreter(folder / "model.tflite").get_signature_runner("serving_default")
-    np.testing.assert_allclose(runner(pixels=images)["output_0"], expected, atol=1e-4)
-    interpreter = litert_interpreter(folder / "model.tflite")  # the plain tensor API, one image
+    outputs["litert signature"] = runner(pixels=images)["output_0"]
+    interpreter = litert_interpreter(folder / "model.tflite")  # the plain tensor API, one image at a time
     interpreter.allocate_tensors()
     (given,), (output,) = interpreter.get_input_details(), interpreter.get_output_details()
-    assert list(given["shape_signature"]) == [-1, SIZE, SIZE, 3] and given["dtype"] == np.float32
-    interpreter.set_tensor(given["index"], images[:1])
-    interpreter.invoke()
-    np.testing.assert_allclose(interpreter.get_tensor(output["index"]), expected[:1], atol=1e-4)
+    assert list(given["shape_signature"]) == [-1, *images.shape[1:]] and given["dtype"] == np.float32
+    rows = []
+    for image in images:
+        interpreter.set_tensor(given["index"], image[None])
+        interpreter.invoke()
+        rows.append(interpreter.get_tensor(output["index"])[0])
+    outputs["litert tensors"] = np.stack(rows)
+    return outputs
+
+
+def test_saved_model_and_litert_agree_with_keras(exported):
+    images = pixels()
+    expected = keras_probabilities(exported, images)
+    assert class_probabilities(expected).shape == (5, 3) and np.ptp(expected, axis=0).max() > 0.05  # not all alike
+    for way, outputs in served_outputs(exported / "models/export", images).items():
+        np.testing.assert_allclose(outputs, expected, atol=1e-4, err_msg=way)
 
 
 @pytest.mark.skipif(not (HAS_ONNX and HAS_ONNXRUNTIME), reason="needs tf2onnx, onnx and onnxruntime (requirements-export.txt)")
@@ -300,3 +307,25 @@ def test_the_command_line_says_it_in_one_line(repo):
         "export: error: export.model fine_tuned: models/fine_tuned.keras is missing: run `dvc repro fine_tune`, "
         "or name another model"
     )
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_after_dvc_repro_stock_keras_tf_serving_and_litert_agree(tiny_repo, tmp_path):
+    """The issue's test of done: `dvc repro` in a fresh clone, then the .keras model in stock Keras
+    (a process without this project), the SavedModel as TF Serving loads it and the LiteRT file
+    give the same predictions."""
+    assert "export" in tiny_repo.ran_first
+    assert "models/export" in {out["path"] for out in tiny_repo.first_lock["stages"]["export"]["outs"]}
+    folder = tiny_repo.path / "models/export"
+    assert {"README.md", "saved_model", "model.tflite"} <= {entry.name for entry in folder.iterdir()}
+    images = pixels(6, size=TINY_PARAMS[("data", "image_size")])
+    model = tiny_repo.path / "models/fine_tuned.keras"
+    expected = stock_keras_outputs([model], images, tmp_path)[str(model)]
+    for way, outputs in served_outputs(folder, images).items():
+        np.testing.assert_allclose(outputs, expected, atol=1e-4, err_msg=way)
+    card = (folder / "README.md").read_text()
+    accuracy = json.loads((tiny_repo.path / "metrics/evaluate.json").read_text())["fine_tuned"]["accuracy"]
+    assert f"**Test accuracy**: {accuracy:.4f}" in card and "0 `cat`, 1 `dog`" in card

@@ -25,6 +25,7 @@ PARAMS = {
     ("base", "weights"): None,
     ("training", "class_weight"): "balanced",
     ("evaluate", "top_k"): TOP_K,
+    ("explain", "filter_steps"): 2,
     **{(stage, key): value for stage in ("train_classifier", "train_frozen", "fine_tune", "train_scratch",
                                          "train_scratch_augmented") for key, value in (("epochs", 1), ("batch_size", 16))},
 }

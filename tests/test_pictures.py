@@ -1,84 +1,17 @@
-"""Grad-CAM and the mistakes gallery on tiny models built the way the stages build theirs:
-two classes (one sigmoid unit) and three (softmax)."""
+"""The pictures, drawn from arrays: the mistakes gallery (from predictions as evaluate makes them),
+and explain's activations, filter patterns and Grad-CAM overlays (tests/test_explain.py computes them)."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
-import tensorflow as tf
 from PIL import Image
 
 from stages.common import models, pictures
 from stages.common.evaluation import predicted_classes
-from stages.common.params import HeadParams
 from stages.common.prediction import predict_probabilities
 
-IMAGE_SIZE = 32
-FEATURE_SIZE = 13  # 32 -> conv 3x3 valid 30 -> pool 15 -> conv 3x3 valid 13
-HIDDEN_UNITS = 8  # more than the sample images, so the output layer can be fitted to any targets
-CLASS_NAMES = {2: ["cat", "dog"], 3: ["cat", "dog", "fox"]}
 MAX_SIDE = 4000  # pixels: a sane picture for a report
-
-
-def tiny_base() -> keras.Model:
-    pixels = keras.Input(shape=(None, None, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(pixels)
-    x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    return keras.Model(pixels, x, name="tiny_base")
-
-
-def tiny_transfer_model(num_classes: int) -> keras.Model:
-    base = tiny_base()
-    features_shape = base.compute_output_shape((None, IMAGE_SIZE, IMAGE_SIZE, 3))[1:]  # as train_frozen.build
-    head = HeadParams(pooling="flatten", dense_units=HIDDEN_UNITS, dropout=0.0)
-    classifier = models.dense_classifier(features_shape, head, num_classes)
-    return models.with_classifier(base, classifier, image_size=IMAGE_SIZE, mode="rescale")
-
-
-def sample_images(count: int = 6) -> np.ndarray:
-    """Noise, ramps and flat colours: inputs the tiny model scores differently. Image 0 is black."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (count, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.uint8)
-    images[0] = 0
-    images[1] = np.linspace(0, 255, IMAGE_SIZE, dtype=np.uint8)[None, :, None]
-    images[2] = (200, 30, 90)
-    return images
-
-
-def intended_classes(num_classes: int, count: int = 6) -> np.ndarray:
-    return np.arange(count) % num_classes
-
-
-def predict_intended_classes(model: keras.Model, images: np.ndarray, num_classes: int) -> None:
-    """Fit the output layer so sample image i is predicted as class i % num_classes, clearly.
-
-    A random head is often dead or one-sided (the same class for every image): a positive
-    hidden bias keeps its relu units alive, then the output layer is solved by least squares
-    for logits of +-2 (sigmoid) or a 4-point lead of the intended class (softmax).
-    """
-    classifier = model.get_layer("classifier")
-    hidden = next(
-        layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense) and layer.name != "predictions"
-    )
-    kernel, bias = hidden.get_weights()
-    hidden.set_weights([kernel, bias + 1.0])
-    output = classifier.get_layer("predictions")
-    activations = keras.Model(classifier.input, output.input)(models.nested_base(model)(images / 255.0)).numpy()
-    wanted = intended_classes(num_classes, len(images))
-    targets = (4.0 * wanted[:, None] - 2.0) if num_classes == 2 else 4.0 * np.eye(num_classes)[wanted]
-    solution, *_ = np.linalg.lstsq(np.c_[activations, np.ones(len(images))], targets, rcond=None)
-    output.set_weights([solution[:-1].astype(np.float32), solution[-1].astype(np.float32)])
-
-
-@pytest.fixture(scope="module", params=[2, 3], ids=["two_classes", "three_classes"])
-def model(request):
-    keras.utils.set_random_seed(0)
-    model = tiny_transfer_model(request.param)
-    predict_intended_classes(model, sample_images().astype(np.float32), request.param)
-    model.num_classes = request.param  # for the tests' expectations
-    return model
 
 
 def capture_figures(monkeypatch) -> list:
@@ -110,95 +43,70 @@ def titles(figure) -> list[str]:
     return [axis.get_title() for axis in figure.axes if axis.get_title()]
 
 
-# --- grad_cam ---
+# --- explain's pictures ---
 
 
-def test_the_fixture_predicts_the_intended_classes(model):
-    probabilities = predict_probabilities(model, sample_images(), batch_size=4)
-    assert probabilities.shape == (6, model.num_classes)
-    assert predicted_classes(probabilities).tolist() == intended_classes(model.num_classes).tolist()
-    assert probabilities.max(axis=1).min() > 0.6  # clear decisions, no near-ties
-
-
-def test_grad_cam_shape_range_and_probabilities(model):
-    images = sample_images()
-    heatmaps, probabilities = pictures.grad_cam(model, images.astype(np.float32))
-    base = models.nested_base(model)
-    assert base.name == "tiny_base"
-    assert base.compute_output_shape((None, IMAGE_SIZE, IMAGE_SIZE, 3))[1:3] == (FEATURE_SIZE, FEATURE_SIZE)
-    assert heatmaps.shape == (len(images), FEATURE_SIZE, FEATURE_SIZE)
-    assert np.all(np.isfinite(heatmaps))
-    assert heatmaps.min() >= 0 and heatmaps.max() <= 1
-    for heatmap in heatmaps:
-        assert heatmap.max() == pytest.approx(1.0) or np.all(heatmap == 0)
-    assert sum(heatmap.max() == pytest.approx(1.0) for heatmap in heatmaps) >= 2  # not all blank
-    expected = predict_probabilities(model, images, batch_size=6)
-    assert probabilities.shape == (len(images), model.num_classes)
-    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
-
-
-def test_grad_cam_of_a_black_image_is_all_zero_not_nan(model):
-    # rescaled black pixels -> zero features (conv biases start at 0): nothing to normalise
-    heatmaps, probabilities = pictures.grad_cam(model, np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32))
-    assert heatmaps.shape == (1, FEATURE_SIZE, FEATURE_SIZE)
-    assert np.all(heatmaps == 0)
-    assert probabilities.sum() == pytest.approx(1.0)
-
-
-def test_grad_cam_weights_channels_by_the_predicted_class_gradient(model):
-    """Recomputed independently: every class's gradient, then each image's predicted one
-    (for one sigmoid unit, the cat score 1 - p has gradient -dp)."""
-    images = sample_images()
-    base = models.nested_base(model)
-    classifier = model.get_layer("classifier")
-    features = tf.constant(base(images.astype(np.float32) / 255.0, training=False))
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(features)
-        outputs = classifier(features, training=False)
-        scores = tf.concat([1 - outputs, outputs], axis=1) if model.num_classes == 2 else outputs
-        per_class = [tf.reduce_sum(scores[:, c]) for c in range(model.num_classes)]  # images are independent
-    gradients = np.stack([tape.gradient(score, features).numpy() for score in per_class])
-    chosen = gradients[intended_classes(model.num_classes), np.arange(len(images))]
-    weights = chosen.mean(axis=(1, 2), keepdims=True)
-    expected = np.maximum((features.numpy() * weights).sum(axis=-1), 0)
-    peaks = expected.max(axis=(1, 2), keepdims=True)
-    expected = np.where(peaks > 0, expected / np.where(peaks > 0, peaks, 1), 0)
-
-    heatmaps, _ = pictures.grad_cam(model, images.astype(np.float32))
-    np.testing.assert_allclose(heatmaps, expected, atol=1e-5)
-    assert np.abs(heatmaps[1:]).max() > 0
-
-
-def test_grad_cam_figure_writes_a_png_with_true_and_predicted_classes(model, tmp_path, monkeypatch):
+def test_grad_cam_figure_titles_each_image_with_its_true_and_predicted_class(tmp_path, monkeypatch):
     made = capture_figures(monkeypatch)
-    images = sample_images()[1:5]  # four with heatmaps (image 0 is black), of every class
-    labels = np.array([2, 1, 0, 0], np.uint8) % model.num_classes
-    names = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
-    class_names = CLASS_NAMES[model.num_classes]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    heatmaps = rng.random((3, 5, 5)).astype(np.float32)
+    probabilities = np.array([[0.1, 0.9], [1.0, 0.0], [0.5, 0.5]], np.float32)  # a tie predicts label 1
+    names = ["test image 4", "test image 7", "test image 9"]
     out = tmp_path / "gradcam.png"
-    pictures.grad_cam_figure(model, images, labels, names, class_names, "tiny", out)
-    png_size(out)
+    pictures.grad_cam_figure(images, heatmaps, probabilities, np.array([1, 1, 0]), names, ["cat", "dog"], "tiny", out)
+    assert png_size(out) == (960, round((3.2 * 2 + 0.6) * 80))  # two pairs a row
     (figure, axes), = made
-    shown = titles(figure)
-    for name, label in zip(names, labels):
-        assert f"{name} (true {class_names[label]})" in shown
-    _, probabilities = pictures.grad_cam(model, images.astype(np.float32))
-    predicted = intended_classes(model.num_classes)[1:5]
-    overlays = [title for title in shown if title.startswith("Grad-CAM")]
-    assert overlays == [
-        f"Grad-CAM: {class_names[c]} ({probabilities[i, c]:.2f})" for i, c in enumerate(predicted)
+    assert titles(figure) == [
+        "test image 4 (true dog)", "Grad-CAM: dog (0.90)",
+        "test image 7 (true dog)", "Grad-CAM: cat (1.00)",
+        "test image 9 (true cat)", "Grad-CAM: dog (0.50)",
     ]
-    assert figure._suptitle.get_text().startswith("tiny: class activation heatmaps")
+    assert figure._suptitle.get_text() == "tiny: Grad-CAM of the predicted class's logit (5x5 feature map)"
+    overlay = axes[0, 1].images[1]
+    assert overlay.get_extent() == [-0.5, 31.5, 31.5, -0.5]  # stretched over the whole image
 
 
-def test_grad_cam_rows_take_the_first_images_of_the_first_eight_classes():
-    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
-    assert pictures.grad_cam_rows(labels, 2).tolist() == [0, 3, 1, 4, 2, 5]
-    assert pictures.grad_cam_rows(labels, 9).tolist() == [0, 3, 6, 9, 1, 4, 7, 2, 5, 8]
-    many = np.tile(np.arange(100), 3)  # 100 classes: heatmaps for 8 only
-    rows = pictures.grad_cam_rows(many, 3)
-    assert len(rows) == 8 * 3
-    assert sorted(set(many[rows])) == list(range(8))
+def test_activations_figure_shows_the_image_and_at_most_sixteen_channels_a_layer(tmp_path, monkeypatch):
+    made = capture_figures(monkeypatch)
+    rng = np.random.default_rng(1)
+    maps = [rng.random((30, 30, 4)), rng.random((13, 13, 64))]
+    out = tmp_path / "activations.png"
+    image = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    pictures.activations_figure(image, ["conv_a", "conv_b"], maps, "test image 0 (cat)", "tiny", out)
+    rows = 1 + 1 + pictures.CHANNELS_SHOWN // pictures.GRID_COLUMNS  # the image, 4 channels, 16 of 64
+    assert png_size(out) == (768, round((pictures.TITLE + rows * pictures.CELL + 3 * pictures.TITLE) * pictures.DPI))
+    (figure, axes), = made
+    assert titles(figure) == [
+        "test image 0 (cat)", "conv_a: 30x30, 4 channels", "conv_b: 13x13, 64 channels, the first 16",
+    ]
+    # one row of 8 tiles (4 empty) a pixel apart, then two rows: each channel over the whole color scale
+    first, second = (np.ma.filled(axis.images[0].get_array(), np.nan) for axis in axes[1:, 0])
+    assert first.shape == (30, 8 * 31 - 1) and second.shape == (2 * 14 - 1, 8 * 14 - 1)
+    channel = maps[0][..., 0]
+    np.testing.assert_allclose(first[:, :30], (channel - channel.min()) / np.ptp(channel), atol=1e-6)
+    assert np.isnan(first[:, 30]).all() and np.isnan(first[:, 4 * 31:]).all()
+    tiles = [second[r * 14:r * 14 + 13, c * 14:c * 14 + 13] for r in range(2) for c in range(8)]
+    assert all(tile.min() == 0 and tile.max() == 1 for tile in tiles)
+
+
+def test_filters_figure_tiles_each_layers_patterns(tmp_path, monkeypatch):
+    made = capture_figures(monkeypatch)
+    patterns = [np.full((3, 20, 20, 3), 128.0), np.random.default_rng(2).random((10, 20, 20, 3)) * 255]
+    out = tmp_path / "filters.png"
+    pictures.filters_figure(["conv_a", "conv_b"], patterns, "tiny", out)
+    assert png_size(out) == (768, round((pictures.TITLE + 3 * pictures.CELL + 2 * pictures.TITLE) * pictures.DPI))
+    (figure, axes), = made
+    assert titles(figure) == ["conv_a: filters 0 to 2", "conv_b: filters 0 to 9"]
+    flat, varied = (axis.images[0].get_array() for axis in axes[:, 0])
+    assert flat.shape == (20, 8 * 21 - 1, 3) and varied.shape == (2 * 21 - 1, 8 * 21 - 1, 3)
+    assert np.all(flat[:, :20] == 0.5) and np.all(flat[:, 3 * 21:] == 1.0)  # flat patterns mid gray; white margins
+
+
+def test_a_flat_filter_pattern_is_shown_mid_gray_not_nan():
+    assert np.all(pictures.displayable(np.full((4, 4, 3), 200.0)) == 0.5)
+    stretched = pictures.displayable(np.random.default_rng(3).random((8, 8, 3)) * 255)
+    assert stretched.min() >= 0 and stretched.max() <= 1 and abs(stretched.mean() - 0.5) < 0.01
 
 
 # --- most_wrong_gallery ---

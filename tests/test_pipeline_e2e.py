@@ -137,14 +137,14 @@ def test_plot_data_and_pictures_hold_what_they_should(tiny_repo):
             points = [(float(row["fpr"]), float(row["tpr"])) for row in csv.DictReader(file)]
         assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)
         assert all(a <= b for (a, _), (b, _) in zip(points, points[1:]))
-    for picture in ("most_wrong.png", "gradcam.png"):
-        with Image.open(tiny_repo.path / "metrics/evaluate" / picture) as image:
+    for picture in ("evaluate/most_wrong.png", "explain/activations.png", "explain/filters.png", "explain/gradcam.png"):
+        with Image.open(tiny_repo.path / "metrics" / picture) as image:
             assert image.format == "PNG" and image.width > 200 and image.height > 200
     report = (tiny_repo.path / "metrics/report.md").read_text()
     for model_name in MODEL_STAGES:
         assert f"| {model_name} |" in report
     assert "0.975" in report and "0.970" in report  # the book's accuracies beside ours
-    assert "(evaluate/most_wrong.png)" in report and "(evaluate/gradcam.png)" in report
+    assert "(evaluate/most_wrong.png)" in report and "(explain/gradcam.png)" in report
 
 
 def test_dvc_plots_show_writes_a_page_with_every_plot(tiny_repo):
@@ -154,7 +154,8 @@ def test_dvc_plots_show_writes_a_page_with_every_plot(tiny_repo):
         assert f"metrics/evaluate/predictions/{model_name}.csv" in page  # its confusion matrix
     assert "confusion matrices, normalised (test)" in page and "ROC curves (test)" in page
     assert "metrics/fine_tune/plots/metrics/val/accuracy.tsv" in page
-    assert "most_wrong.png" in page and "gradcam.png" in page
+    for picture in ("most_wrong.png", "activations.png", "filters.png", "gradcam.png"):
+        assert picture in page
 
 
 def test_predict_on_real_images_and_a_corrupt_file(tiny_repo, tmp_path):

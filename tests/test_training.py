@@ -17,7 +17,7 @@ from tensorflow.python.framework import config as tf_config  # disable_op_determ
 
 from stages.common.cli import StageError
 from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
-from stages.common.models import augmentation, compile_model, small_convnet
+from stages.common.models import augmentation, compile_model, small_convnet, with_augmentation
 from stages.common.params import AugmentationParams, RunParams, load_params
 from stages.common.training import array_batches, fit, model_scope, seed_states, set_seed
 
@@ -285,7 +285,7 @@ def image_splits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.
 def augmented_convnet() -> keras.Model:
     """The stages' augmented small convnet at 48x48: random init, augmentation and dropout, each with a seed state."""
     set_seed(3)
-    model = small_convnet(48, 0.5, 2, augmentation(AUGMENT, 3))
+    model = with_augmentation(small_convnet(48, 0.5, 2), augmentation(AUGMENT, 3))
     compile_model(model, 1e-3)
     return model
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from stages.common.cli import StageError
 from stages.common.evaluation import predicted_classes
-from stages.common.models import class_probabilities, convolutional_layers, feature_layer, leaf_layers
+from stages.common.models import call_in, class_probabilities, convolutional_layers, feature_layer, leaf_layers
 
 GRADCAM_CLASSES = 8  # heatmaps for the first classes only: a hundred classes would make a giant picture
 ASCENT_STEP = 2.0  # pixel levels per normalized gradient step
@@ -43,14 +43,8 @@ def gradient(function: Callable) -> Callable:
 
 
 def entry(model: keras.Model, nested: keras.Model) -> keras.Model:
-    """`model`'s pixels -> what flows into the nested model `nested` in `model`'s graph (as models.output_in
-    finds what flows out of it)."""
-    for node in reversed(nested._inbound_nodes):  # one call per model it was used in
-        try:
-            return keras.Model(model.inputs[0], node.input_tensors[0])  # raises unless this call is in `model`'s graph
-        except ValueError:
-            continue
-    raise ValueError(f"{nested.name} is not called in {model.name}")
+    """`model`'s pixels -> what flows into the nested model `nested` in `model`'s graph."""
+    return keras.Model(model.inputs[0], call_in(model, nested).input_tensors[0])
 
 
 def containers(model: keras.Model, layer: keras.layers.Layer) -> list[keras.Model]:
@@ -135,14 +129,18 @@ def output_parts(model: keras.Model) -> tuple[Callable, Callable, keras.layers.D
     is its last one before Flatten."""
     found = [layer for layer in leaf_layers(model) if layer.name == "predictions"]
     if len(found) != 1 or not isinstance(found[0], keras.layers.Dense):
-        raise StageError(f"the model {model.name!r} has no Dense output layer named 'predictions': give one this pipeline trained")
+        raise StageError(
+            f"the model {model.name!r} has no Dense output layer named 'predictions': give one this pipeline trained"
+        )
     predictions = found[0]
     chain = containers(model, predictions)
     if len(chain) == 1:
         feature_map = feature_layer(model, None, f"the model {model.name!r}").output
         return keras.Model(model.inputs[0], feature_map), keras.Model(feature_map, predictions.input), predictions
     if len(chain) > 2:
-        raise StageError(f"the model {model.name!r} holds its classifier deeper than this pipeline puts it: give one it trained")
+        raise StageError(
+            f"the model {model.name!r} holds its classifier deeper than this pipeline puts it: give one it trained"
+        )
     classifier = chain[1]  # its input is the base's output
     return entry(model, classifier), keras.Model(classifier.inputs[0], predictions.input), predictions
 
@@ -168,14 +166,15 @@ def grad_cam(model: keras.Model, pixels: np.ndarray) -> tuple[np.ndarray, np.nda
     channels; the gradient is the predicted class's logit's, not its probability's, whose gradient
     vanishes where the sigmoid or softmax saturates (a flat heatmap for every confident prediction)."""
     features_of, hidden_of, predictions = output_parts(model)
-    class_gradient = gradient(lambda f, classes: class_logit(logits(hidden_of(f, training=False), predictions), classes))
+    class_gradient = gradient(lambda f, chosen: class_logit(logits(hidden_of(f, training=False), predictions), chosen))
     heatmaps, probabilities = [], []
     for start in range(0, len(pixels), BATCH):
         features = keras.ops.convert_to_numpy(features_of(np.asarray(pixels[start:start + BATCH], np.float32)))
         scores = logits(hidden_of(features, training=False), predictions)
         chunk = class_probabilities(keras.ops.convert_to_numpy(predictions.activation(scores)))
         grads = class_gradient(features, predicted_classes(chunk).astype(np.int32))
-        weighted = np.maximum((features.astype(np.float32) * grads.mean(axis=(1, 2), keepdims=True)).sum(axis=-1), 0)
+        channel_weights = grads.mean(axis=(1, 2), keepdims=True)
+        weighted = np.maximum((features.astype(np.float32) * channel_weights).sum(axis=-1), 0)
         peaks = weighted.max(axis=(1, 2), keepdims=True)
         heatmaps.append(np.divide(weighted, peaks, out=np.zeros_like(weighted), where=peaks > 0))
         probabilities.append(chunk)

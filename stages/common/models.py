@@ -159,17 +159,20 @@ def feature_layer(model: keras.Model, name: str | None, label: str) -> keras.lay
 
 def output_in(model: keras.Model, layer: keras.layers.Layer):
     """The tensor `layer` produces in `model`'s graph. For a plain layer that is `layer.output`;
-    a nested model's `.output` is the one of its own graph, so take its call in `model`'s
-    (Keras has no public way to ask for it)."""
-    if not isinstance(layer, keras.Model):
-        return layer.output
-    for node in reversed(layer._inbound_nodes):  # one call per model it was used in
+    a nested model's `.output` is the one of its own graph, so take its call in `model`'s."""
+    return call_in(model, layer).output_tensors[0] if isinstance(layer, keras.Model) else layer.output
+
+
+def call_in(model: keras.Model, nested: keras.Model):
+    """The call (Keras node: input and output tensors) of the nested model `nested` in `model`'s graph.
+    Keras has no public way to ask: a nested model has one node per model it was called in."""
+    for node in reversed(nested._inbound_nodes):
         try:
             keras.Model(model.inputs, node.output_tensors[0])  # raises unless this call is in `model`'s graph
         except ValueError:
             continue
-        return node.output_tensors[0]
-    raise ValueError(f"{layer.name} is not called in {model.name}")
+        return node
+    raise ValueError(f"{nested.name} is not called in {model.name}")
 
 
 def weights_wanted(name: str, is_file: bool) -> str:
@@ -223,7 +226,7 @@ def fine_tune_layer(params: BaseParams, base: keras.Model) -> tuple[str, str]:
     """(the first layer fine_tune unfreezes, why that one): base.fine_tune_from, the book's choice for
     a keras.applications base, or else the base's last convolutional layer."""
     if params.fine_tune_from is not None:
-        name, why = params.fine_tune_from, "base.fine_tune_from"
+        name, why = params.fine_tune_from, "as base.fine_tune_from says"
     elif not params.is_file:
         name, why = KERAS_BASES[params.name]["fine_tune_from"], f"the first layer of {params.name}'s last block"
     else:

@@ -221,7 +221,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     return params
 
 
-def _convert(kind, value, key: str):
+def _convert(kind, value, key: str, nullable: bool = False):
     """Turn the YAML value at `key` into `kind`, or raise ParamsError naming `key`."""
     where = key or "the top level"
     origin = typing.get_origin(kind)
@@ -263,14 +263,14 @@ def _convert(kind, value, key: str):
         if value is None and type(None) in typing.get_args(kind):
             return None
         inner = [arg for arg in typing.get_args(kind) if arg is not type(None)][0]
-        return _convert(inner, value, key)
+        return _convert(inner, value, key, nullable=True)
     if origin is tuple:
         if not (isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value)):
             raise ParamsError(f"params.yaml: {key} must be a [start, end) pair of integers like [0, 1000]; got {value!r}")
         return tuple(value)
     if origin is list:
         if not isinstance(value, list) or not value:
-            raise ParamsError(f"params.yaml: {key} must be a non-empty list or null; got {value!r}")
+            raise ParamsError(f"params.yaml: {key} must be a non-empty list{' or null' if nullable else ''}; got {value!r}")
         items = [_convert(typing.get_args(kind)[0], item, key) for item in value]
         repeated = sorted({item for item in items if items.count(item) > 1})
         if repeated:

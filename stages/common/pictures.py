@@ -57,24 +57,40 @@ def grid_rows(count: int) -> int:
     return max(1, -(-count // GRID_COLUMNS))
 
 
-def layer_grids(figure, blocks) -> list:
-    """One subfigure per block (title, cells): its title above rows of GRID_COLUMNS axes, axes off."""
-    heights = [grid_rows(cells) * CELL + TITLE for _, cells in blocks]
-    rows = figure.subfigures(len(blocks), 1, height_ratios=heights, squeeze=False)[:, 0]
-    grids = []
-    for row, (title, cells) in zip(rows, blocks):
-        axes = row.subplots(grid_rows(cells), GRID_COLUMNS, squeeze=False)
-        for axis in axes.flat:
-            axis.axis("off")
-        row.suptitle(title, fontsize=10)
-        grids.append(axes.flat[:cells])
-    return grids
+def mosaic(tiles: np.ndarray, fill: float) -> np.ndarray:
+    """Tiles (n, h, w) or (n, h, w, 3) in rows of GRID_COLUMNS, as the book's display grids: one image,
+    with a margin of `fill` between them."""
+    count, height, width = tiles.shape[:3]
+    margin = max(1, height // 16)
+    step_y, step_x = height + margin, width + margin
+    shape = (grid_rows(count) * step_y - margin, GRID_COLUMNS * step_x - margin, *tiles.shape[3:])
+    grid = np.full(shape, fill, np.float32)
+    for index, tile in enumerate(tiles):
+        row, column = divmod(index, GRID_COLUMNS)
+        grid[row * step_y:row * step_y + height, column * step_x:column * step_x + width] = tile
+    return grid
 
 
-def grid_figure(blocks):
-    """A figure for `layer_grids`, its size fixed by the blocks alone: GRID_COLUMNS * CELL inches wide."""
-    height = sum(grid_rows(cells) * CELL + TITLE for _, cells in blocks) + TITLE
-    return plt.figure(figsize=(GRID_COLUMNS * CELL, height), layout="constrained")
+def grid_figure(blocks: list[tuple[str, int]]):
+    """A figure of one titled axes per block (title, tiles), GRID_COLUMNS * CELL inches wide and each
+    block CELL inches high per row of tiles: its size depends on the blocks alone."""
+    heights = [grid_rows(tiles) * CELL + TITLE for _, tiles in blocks]
+    figure, axes = plt.subplots(
+        len(blocks), 1, figsize=(GRID_COLUMNS * CELL, sum(heights) + TITLE), height_ratios=heights,
+        squeeze=False, layout="constrained",
+    )
+    for axis, (title, _) in zip(axes[:, 0], blocks):
+        axis.axis("off")
+        axis.set_title(title, fontsize=10)
+    return figure, axes[:, 0]
+
+
+def scaled_channels(activation: np.ndarray) -> np.ndarray:
+    """(H, W, C) -> (C, H, W), each channel stretched over 0..1 (a constant one is 0)."""
+    channels = np.moveaxis(np.asarray(activation, np.float32), -1, 0)
+    low = channels.min(axis=(1, 2), keepdims=True)
+    spread = channels.max(axis=(1, 2), keepdims=True) - low
+    return np.divide(channels - low, spread, out=np.zeros_like(channels), where=spread > 0)
 
 
 def activations_figure(image, layer_names, maps, caption: str, title: str, out_path) -> None:
@@ -84,12 +100,11 @@ def activations_figure(image, layer_names, maps, caption: str, title: str, out_p
          + (f", the first {CHANNELS_SHOWN}" if m.shape[-1] > CHANNELS_SHOWN else ""), min(m.shape[-1], CHANNELS_SHOWN))
         for name, m in zip(layer_names, maps)
     ]
-    figure = grid_figure(blocks)
-    grids = layer_grids(figure, blocks)
-    grids[0][0].imshow(image)
-    for axes, activation in zip(grids[1:], maps):
-        for channel, axis in enumerate(axes):
-            axis.imshow(activation[..., channel], cmap="viridis")
+    figure, axes = grid_figure(blocks)
+    axes[0].imshow(image)
+    colors = plt.get_cmap("viridis").with_extremes(bad="white")  # the margins
+    for axis, activation in zip(axes[1:], maps):
+        axis.imshow(mosaic(scaled_channels(activation[..., :CHANNELS_SHOWN]), np.nan), cmap=colors, vmin=0, vmax=1)
     figure.suptitle(title)
     figure.savefig(out_path, dpi=DPI)
     plt.close(figure)
@@ -102,13 +117,11 @@ def displayable(pattern: np.ndarray) -> np.ndarray:
 
 
 def filters_figure(layer_names, patterns, title: str, out_path) -> None:
-    """Per layer, a row of filter patterns (n, size, size, 3), each filter's number above it."""
-    blocks = [(f"{name}: filters 0-{len(found) - 1}", len(found)) for name, found in zip(layer_names, patterns)]
-    figure = grid_figure(blocks)
-    for axes, found in zip(layer_grids(figure, blocks), patterns):
-        for number, (axis, pattern) in enumerate(zip(axes, found)):
-            axis.imshow(displayable(pattern))
-            axis.set_title(str(number), fontsize=8)
+    """Per layer, its filter patterns (n, size, size, 3) in rows, from filter 0."""
+    blocks = [(f"{name}: filters 0 to {len(found) - 1}", len(found)) for name, found in zip(layer_names, patterns)]
+    figure, axes = grid_figure(blocks)
+    for axis, found in zip(axes, patterns):
+        axis.imshow(mosaic(np.stack([displayable(pattern) for pattern in found]), 1.0))
     figure.suptitle(title)
     figure.savefig(out_path, dpi=DPI)
     plt.close(figure)
