@@ -18,22 +18,15 @@ from pathlib import Path
 
 import keras
 
+from stages.common.card import card
 from stages.common.cli import StageError, run_stage
-from stages.common.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE, check_converters, export_model
+from stages.common.exporting import FILES, check_converters, export_model
 from stages.common.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
 from stages.common.params import load_params
-from stages.common.saving import config_classes, load_model, saved_class_names
+from stages.common.saving import load_model, saved_class_names
+
 
 TRANSFER_MODELS = ("feature_extraction", "frozen_augmented", "fine_tuned")  # the ones on a pretrained base
-
-
-def evaluated_metrics(name: str) -> dict[str, float]:
-    if not EVALUATION_METRICS.is_file():
-        raise StageError(f"{EVALUATION_METRICS} is missing: run `dvc repro evaluate` first")
-    metrics = json.loads(EVALUATION_METRICS.read_text())
-    if name not in metrics:
-        raise StageError(f"{EVALUATION_METRICS} has no results for export.model {name}: run `dvc repro evaluate`")
-    return metrics[name]
 
 
 def recipe(params, name: str) -> dict[str, object]:
@@ -53,58 +46,13 @@ def recipe(params, name: str) -> dict[str, object]:
     return made
 
 
-def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict, formats: list[str]) -> str:
-    size, path = model.input_shape[1], model_path(name)
-    if model.output_shape[-1] == 1:
-        output = (f"float32 (N, 1): P(`{classes[1]}`), the probability of class 1; P(`{classes[0]}`) is 1 minus it, "
-                  f"and the pipeline predicts `{classes[1]}` from 0.5 up")
-    else:
-        output = f"float32 (N, {len(classes)}): the probabilities (softmax) of the classes in label order"
-    others = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key != "accuracy")
-    registered = {key.split(">")[-1]: cls.__module__ for key, cls in keras.saving.get_custom_objects().items()}
-    custom = sorted({registered[cls] for cls in config_classes(path) if cls in registered})  # modules to import
-    lines = [
-        f"# {name}: an image classifier of {len(classes)} classes", "",
-        f"Written by the DVC stage `export` from `{path}`, which stage `{MODEL_STAGES[name]}` trained.", "",
-        "- **Classes**, in label order: " + ", ".join(f"{label} `{cls}`" for label, cls in enumerate(classes)),
-        f"- **Input** `{INPUT_NAME}`: float32 (N, {size}, {size}, 3), RGB pixels 0-255 of images resized to "
-        f"{size}x{size} (squashed, not cropped). No scaling or other preprocessing: the model does its own.",
-        f"- **Output** `{OUTPUT_NAME}`: {output}.",
-        f"- **Test accuracy**: {metrics['accuracy']:.4f} ({EVALUATION_METRICS}; {others}).",
-        "- **Made with** (params.yaml): " + ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in made.items())
-        + "; every setting of the run: dvc.lock.", "",
-        "## Loading", "", "```python", "import numpy as np", "from PIL import Image", "",
-        f'pixels = np.asarray(Image.open("photo.jpg").convert("RGB").resize(({size}, {size}), Image.BILINEAR), '
-        'dtype=np.float32)[None]', "",
-        "import keras  # the trained model itself" + (f"; its custom layers need `import {', '.join(custom)}`" if custom else ""),
-        f'probabilities = keras.saving.load_model("{path}").predict(pixels)',
-    ]
-    folder = EXPORT_DIR
-    if "saved_model" in formats:
-        lines += [
-            "", f"import tensorflow as tf  # SavedModel: tag serve, signature {SIGNATURE}, as TF Serving loads it",
-            f'saved_model = tf.saved_model.load("{folder}/{FILES["saved_model"]}")  # keep it: its variables live in it',
-            "probabilities = saved_model.serve(pixels).numpy()",
-        ]
-    if "litert" in formats:
-        lines += [
-            "", "from ai_edge_litert.interpreter import Interpreter  # LiteRT; or tf.lite.Interpreter",
-            f'runner = Interpreter(model_path="{folder}/{FILES["litert"]}").get_signature_runner()',
-            f'probabilities = runner({INPUT_NAME}=pixels)["{OUTPUT_NAME}"]',
-        ]
-    if "onnx" in formats:
-        lines += [
-            "", "import onnxruntime  # ONNX",
-            f'session = onnxruntime.InferenceSession("{folder}/{FILES["onnx"]}")',
-            f'probabilities = session.run(None, {{"{INPUT_NAME}": pixels}})[0]',
-        ]
-    if "saved_model" in formats:
-        lines += [
-            "```", "", "TF Serving (REST on port 8501):", "", "```bash",
-            f'docker run -p 8501:8501 -v "$PWD/{folder}/{FILES["saved_model"]}:/models/{name}/1" -e MODEL_NAME={name} tensorflow/serving',
-            f"curl -d '{{\"instances\": [...N x {size} x {size} x 3 pixels...]}}' http://localhost:8501/v1/models/{name}:predict",
-        ]
-    return "\n".join(lines + ["```", ""])
+def evaluated_metrics(name: str) -> dict[str, float]:
+    if not EVALUATION_METRICS.is_file():
+        raise StageError(f"{EVALUATION_METRICS} is missing: run `dvc repro evaluate` first")
+    metrics = json.loads(EVALUATION_METRICS.read_text())
+    if name not in metrics:
+        raise StageError(f"{EVALUATION_METRICS} has no results for export.model {name}: run `dvc repro evaluate`")
+    return metrics[name]
 
 
 def main() -> None:
@@ -116,6 +64,7 @@ def main() -> None:
     path = model_path(name)
     if not path.is_file():
         raise StageError(f"export.model {name}: {path} is missing: run `dvc repro {MODEL_STAGES[name]}`, or name another model")
+    keras.utils.set_random_seed(params.seed)  # Dropout's random state, saved with the variables, then repeats
     model = load_model(path)
     classes = saved_class_names(path) or [str(label) for label in range(max(model.output_shape[-1], 2))]
     with tempfile.TemporaryDirectory(dir=MODELS_DIR, prefix=".export-") as scratch:

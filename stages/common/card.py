@@ -1,0 +1,62 @@
+"""The card of an exported model (models/export/README.md): what it tells apart, what it takes and
+gives, how well it did on the test split, the params that made it, and how to load each file."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+
+from stages.common.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE
+from stages.common.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, model_path
+
+def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict, formats: list[str]) -> str:
+    size, path = model.input_shape[1], model_path(name)
+    if model.output_shape[-1] == 1:
+        output = (f"float32 (N, 1): P(`{classes[1]}`), the probability of class 1; P(`{classes[0]}`) is 1 minus it, "
+                  f"and the pipeline predicts `{classes[1]}` from 0.5 up")
+    else:
+        output = f"float32 (N, {len(classes)}): the probabilities (softmax) of the classes in label order"
+    others = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key != "accuracy")
+    lines = [
+        f"# {name}: an image classifier of {len(classes)} classes", "",
+        f"Written by the DVC stage `export` from `{path}`, which stage `{MODEL_STAGES[name]}` trained.", "",
+        "- **Classes**, in label order: " + ", ".join(f"{label} `{cls}`" for label, cls in enumerate(classes)),
+        f"- **Input** `{INPUT_NAME}`: float32 (N, {size}, {size}, 3), RGB pixels 0-255 of images resized to "
+        f"{size}x{size} (squashed, not cropped). No scaling or other preprocessing: the model does its own.",
+        f"- **Output** `{OUTPUT_NAME}`: {output}.",
+        f"- **Test accuracy**: {metrics['accuracy']:.4f} ({EVALUATION_METRICS}; {others}).",
+        "- **Made with** (params.yaml): " + ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in made.items())
+        + "; every setting of the run: dvc.lock.", "",
+        "## Loading", "", "```python", "import numpy as np", "from PIL import Image", "",
+        f'pixels = np.asarray(Image.open("photo.jpg").convert("RGB").resize(({size}, {size}), Image.BILINEAR), '
+        'dtype=np.float32)[None]', "",
+        "import keras  # the trained model itself: Keras' own layers only",
+        f'probabilities = keras.saving.load_model("{path}").predict(pixels)',
+    ]
+    folder = EXPORT_DIR
+    if "saved_model" in formats:
+        lines += [
+            "", f"import tensorflow as tf  # SavedModel: tag serve, signature {SIGNATURE}, as TF Serving loads it",
+            f'saved_model = tf.saved_model.load("{folder}/{FILES["saved_model"]}")  # keep it: its variables live in it',
+            "probabilities = saved_model.serve(pixels).numpy()",
+        ]
+    if "litert" in formats:
+        lines += [
+            "", "from ai_edge_litert.interpreter import Interpreter  # LiteRT; or tf.lite.Interpreter",
+            f'runner = Interpreter(model_path="{folder}/{FILES["litert"]}").get_signature_runner()',
+            f'probabilities = runner({INPUT_NAME}=pixels)["{OUTPUT_NAME}"]',
+        ]
+    if "onnx" in formats:
+        lines += [
+            "", "import onnxruntime  # ONNX",
+            f'session = onnxruntime.InferenceSession("{folder}/{FILES["onnx"]}")',
+            f'probabilities = session.run(None, {{"{INPUT_NAME}": pixels}})[0]',
+        ]
+    if "saved_model" in formats:
+        lines += [
+            "```", "", "TF Serving (REST on port 8501):", "", "```bash",
+            f'docker run -p 8501:8501 -v "$PWD/{folder}/{FILES["saved_model"]}:/models/{name}/1" -e MODEL_NAME={name} tensorflow/serving',
+            f"curl -d '{{\"instances\": [...N x {size} x {size} x 3 pixels...]}}' http://localhost:8501/v1/models/{name}:predict",
+        ]
+    return "\n".join(lines + ["```", ""])
