@@ -26,6 +26,7 @@ from stages import export
 from stages.common import exporting, saving
 from stages.common.cli import StageError
 from stages.common.models import class_probabilities
+from stages.common.params import load_params
 
 SIZE = 32
 CLASSES = ["ant", "bee", "cat"]
@@ -254,13 +255,16 @@ def test_a_model_keras_refuses(repo):
     assert refusal(repo).startswith("models/fine_tuned.keras is not a Keras model file")
 
 
-def test_a_missing_converter(repo, monkeypatch):
+def test_a_missing_converter_is_refused_by_the_params_check(repo, monkeypatch):
+    """In every stage's params check (check_params runs first): before anything trains, not at the end."""
     set_params(repo, {("export", "formats"): ["saved_model", "onnx"]})
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed: importing it fails
     assert refusal(repo) == (
-        "export.formats lists onnx but tf2onnx is not installed: pip install -r requirements-export.txt, "
+        "params.yaml: export.formats lists onnx but tf2onnx is not installed: pip install -r requirements-export.txt, "
         "or remove onnx from export.formats"
     )
+    with pytest.raises(StageError, match="export.formats lists onnx but tf2onnx is not installed"):
+        load_params(repo / "params.yaml")
 
 
 def test_a_broken_converter(repo, monkeypatch):

@@ -20,26 +20,22 @@ import tensorflow as tf
 from tensorflow.core.protobuf import fingerprint_pb2
 
 from stages.common.cli import StageError
+from stages.common.params import EXPORT_CONVERTERS
 from stages.common.saving import first_sentence
 
 # Each format's file or folder inside the export folder, in the order they are written.
 FILES = {"saved_model": "saved_model", "litert": "model.tflite", "onnx": "model.onnx"}
-# What each format's converter imports, and how to install it.
-CONVERTERS = {"saved_model": ("tensorflow",), "litert": ("tensorflow",), "onnx": ("tf2onnx", "onnx")}
-INSTALL = {
-    "saved_model": "pip install -r requirements.txt",
-    "litert": "pip install -r requirements.txt",
-    "onnx": "pip install -r requirements-export.txt",
-}
 SIGNATURE = "serving_default"  # the signature TF Serving calls unless told otherwise
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "output_0"  # TensorFlow's name for a signature's one unnamed output
 
 
 def check_converters(formats: list[str]) -> None:
-    """Every listed format's converter imports; else StageError naming it and what to install."""
+    """Every listed format's converter imports (the params check only finds it installed); else
+    StageError naming it and what to install."""
     for name in formats:
-        for module in CONVERTERS[name]:
+        modules, install = EXPORT_CONVERTERS[name]
+        for module in modules:
             try:
                 importlib.import_module(module)
             except ModuleNotFoundError:
@@ -48,7 +44,7 @@ def check_converters(formats: list[str]) -> None:
                 problem = f"cannot be imported ({first_sentence(err)})"
             else:
                 continue
-            raise StageError(f"export.formats lists {name} but {module} {problem}: {INSTALL[name]}, or remove {name} from export.formats")
+            raise StageError(f"export.formats lists {name} but {module} {problem}: {install}, or remove {name} from export.formats")
 
 
 def export_model(model: keras.Model, folder: Path, formats: list[str]) -> None:

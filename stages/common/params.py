@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 import os
 import types
@@ -179,6 +180,13 @@ class ExplainParams:
 
 
 ExportFormat = Literal["saved_model", "litert", "onnx"]
+# What each export format's converter imports, and how to install it (stage export; checked with the
+# params, so that a missing converter stops `dvc repro` before anything trains, not at its end).
+EXPORT_CONVERTERS = {
+    "saved_model": (("tensorflow",), "pip install -r requirements.txt"),
+    "litert": (("tensorflow",), "pip install -r requirements.txt"),
+    "onnx": (("tf2onnx", "onnx"), "pip install -r requirements-export.txt"),
+}
 
 
 @dataclass(frozen=True)
@@ -327,6 +335,7 @@ def _check_cross_field(params: Params) -> None:
             "XLA-compile under TensorFlow's op determinism (it would silently train without XLA)"
         )
     _check_base(params.base)
+    _check_converters(params.export.formats)
 
 
 def _check_split(split: SplitParams) -> None:
@@ -400,6 +409,18 @@ def _check_classes(data: DataParams) -> None:
                 f"params.yaml: data.class_groups uses {', '.join(map(repr, outside))}, which data.classes leaves "
                 f"out; add it to data.classes or set data.classes: null"
             )
+
+
+def _check_converters(formats: list[str]) -> None:
+    """Each listed format's converter is installed (found, not imported: this runs in every stage)."""
+    for name in formats:
+        modules, install = EXPORT_CONVERTERS[name]
+        for module in modules:
+            if importlib.util.find_spec(module) is None:
+                raise ParamsError(
+                    f"params.yaml: export.formats lists {name} but {module} is not installed: {install}, "
+                    f"or remove {name} from export.formats"
+                )
 
 
 def _check_base(base: BaseParams) -> None:
