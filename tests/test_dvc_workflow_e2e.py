@@ -21,6 +21,11 @@ from conftest import ALL_STAGES, new_tiny_repo, out_hashes, set_params, stages_r
 
 pytestmark = pytest.mark.e2e
 
+# What a new lr reruns: fine-tuning, then what reads the fine-tuned model (explain, export) or
+# the test metrics (export quotes them on its card).
+AFTER_LR = ["check_params", "fine_tune", "evaluate", "explain", "export"]
+
+
 def changed_metrics(diff: dict, path: str) -> set[str]:
     return set(diff.get(path, {}))
 
@@ -73,7 +78,7 @@ def test_metrics_diff_between_main_and_a_branch_with_another_lr(tiny_repo):
     tiny_repo.run("git", "checkout", "-q", "-b", "higher-lr")
     try:
         set_params(tiny_repo.path, {("lr",): 1e-3})
-        assert tiny_repo.repro() == ["check_params", "fine_tune", "evaluate"]
+        assert tiny_repo.repro() == AFTER_LR
         tiny_repo.commit("lr 1e-3")
         tiny_repo.run("git", "checkout", "-q", "main")
         tiny_repo.dvc("checkout")
@@ -121,7 +126,7 @@ def test_a_clone_pulls_everything_and_reruns_nothing(second_machine, tiny_repo):
 
 def test_an_experiment_on_the_clone_runs_only_fine_tuning_and_evaluation(second_machine):
     output = second_machine.dvc("exp", "run", "-n", "lr-3e-4", "-S", "lr=3e-4").stdout
-    assert stages_run(output) == ["check_params", "fine_tune", "evaluate"]
+    assert stages_run(output) == AFTER_LR
     shown = json.loads(second_machine.dvc("exp", "show", "--json").stdout)
     experiments = {exp["name"]: exp for baseline in shown for exp in (baseline.get("experiments") or [])}
     data = experiments["lr-3e-4"]["revs"][0]["data"]
@@ -150,7 +155,7 @@ def test_a_queued_sweep_runs_each_lr_and_only_what_lr_affects(second_machine):
         assert exp["executor"]["state"] == "success"
         assert "metrics/evaluate.json" in exp["revs"][0]["data"]["metrics"]
         log = second_machine.dvc("queue", "logs", exp["name"]).stdout
-        assert stages_run(log) == ["check_params", "fine_tune", "evaluate"], log[-3000:]
+        assert stages_run(log) == AFTER_LR, log[-3000:]
 
 
 # --- interrupted runs ----------------------------------------------------------------------

@@ -93,10 +93,11 @@ def test_train_frozen_leaves_the_base_unchanged_and_fine_tune_changes_only_its_t
     assert not same(frozen_model.get_layer("classifier").get_weights(), tuned_model.get_layer("classifier").get_weights())
 
 
-def test_changing_a_training_param_reruns_only_that_stage_and_evaluate(tiny_repo):
+def test_changing_a_training_param_reruns_only_that_stage_evaluate_and_export(tiny_repo):
+    """export quotes the test metrics on its card (and the training params); explain, on fine_tuned, stays."""
     set_params(tiny_repo.path, {("train_classifier", "epochs"): 1})
     try:
-        assert tiny_repo.repro() == ["check_params", "train_classifier", "evaluate"]
+        assert tiny_repo.repro() == ["check_params", "train_classifier", "evaluate", "export"]
     finally:
         tiny_repo.reset()
 
