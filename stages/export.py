@@ -23,7 +23,8 @@ from stages.common.cli import StageError, run_stage
 from stages.common.exporting import FILES, check_converters, export_model
 from stages.common.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
 from stages.common.params import load_params
-from stages.common.saving import load_model, saved_class_names
+from stages.common.prediction import class_names_of
+from stages.common.saving import load_model
 
 
 TRANSFER_MODELS = ("feature_extraction", "frozen_augmented", "fine_tuned")  # the ones on a pretrained base
@@ -66,7 +67,7 @@ def main() -> None:
         raise StageError(f"export.model {name}: {path} is missing: run `dvc repro {MODEL_STAGES[name]}`, or name another model")
     keras.utils.set_random_seed(params.seed)  # Dropout's random state, saved with the variables, then repeats
     model = load_model(path)
-    classes = saved_class_names(path) or [str(label) for label in range(max(model.output_shape[-1], 2))]
+    classes = class_names_of(model, path)
     with tempfile.TemporaryDirectory(dir=MODELS_DIR, prefix=".export-") as scratch:
         folder = Path(scratch) / EXPORT_DIR.name
         export_model(model, folder, formats)

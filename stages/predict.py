@@ -28,9 +28,8 @@ import numpy as np
 from stages.common.cli import StageError
 from stages.common.images import BadImage, decode_image
 from stages.common.layout import MODEL_STAGES, model_path
-from stages.common.models import class_count
-from stages.common.prediction import predict_probabilities
-from stages.common.saving import load_model, saved_class_names
+from stages.common.prediction import class_names_of, predict_probabilities
+from stages.common.saving import load_model
 
 BATCH_SIZE = 32
 
@@ -152,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         check_classifier(model, path)
     except StageError as err:
         sys.exit(f"predict: error: {err}")
-    # A model from elsewhere may carry no names: its labels are then shown as numbers.
-    class_names = saved_class_names(path) or [str(label) for label in range(class_count(model))]
+    class_names = class_names_of(model, path)
     size = model.input_shape[1]
 
     readable, pixels, failures = [], [], len(problems)

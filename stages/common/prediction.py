@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 
 from stages.common.models import class_count, class_probabilities
+from stages.common.saving import saved_class_names
 
 
 def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
@@ -18,3 +21,8 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
     """(N, classes) probabilities, rows summing to 1, for a classifier made by this project."""
     batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size)]
     return np.concatenate(batches) if batches else np.zeros((0, class_count(model)), np.float32)
+
+
+def class_names_of(model: keras.Model, path: Path) -> list[str]:
+    """The class names the model file carries; a model from elsewhere may carry none: its labels as numbers."""
+    return saved_class_names(path) or [str(label) for label in range(class_count(model))]
