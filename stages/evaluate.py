@@ -29,7 +29,6 @@ from stages.common.evaluation import (
 )
 from stages.common.images import load_prepared
 from stages.common.layout import (
-    CLASSES_FILE,
     EVALUATION_DIR,
     EVALUATION_METRICS,
     MODEL_STAGES,
@@ -39,9 +38,9 @@ from stages.common.layout import (
 )
 from stages.common.params import Params, load_params
 from stages.common.pictures import most_wrong_gallery
-from stages.common.prediction import predict_probabilities
+from stages.common.prediction import check_trained_on, predict_probabilities
 from stages.common.report import confused_pairs, per_class_tables, pictures_lines, results_table, split_summary
-from stages.common.saving import load_model, saved_class_names
+from stages.common.saving import load_model
 
 EXPLAINED_MODEL = "fine_tuned"  # the model the mistakes, the per-class table and the confused pairs are about
 
@@ -56,16 +55,6 @@ def manifest_test_paths(count: int) -> list[str]:
             f"{manifest} lists {len(rows)} test images but the test arrays hold {count}: run `dvc repro prepare`"
         )
     return [path for _, path in rows]
-
-
-def check_classes(path: Path, probabilities: np.ndarray, class_names: list[str]) -> None:
-    """A model trained on other classes would be scored against the wrong names."""
-    saved = saved_class_names(path)
-    if probabilities.shape[1] != len(class_names) or saved not in (None, class_names):
-        raise StageError(
-            f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: "
-            f"run `dvc repro` to retrain it"
-        )
 
 
 def write_rows(path: Path, header, rows) -> None:
@@ -178,8 +167,8 @@ def main() -> None:
     results, counts = {}, {}
     for name in MODEL_STAGES:
         model = load_model(model_path(name))
+        check_trained_on(model, model_path(name), class_names)
         probabilities = predict_probabilities(model, images, settings.batch_size)
-        check_classes(model_path(name), probabilities, class_names)
         results[name] = classification_metrics(labels, probabilities, settings.top_k)
         predicted = predicted_classes(probabilities)
         counts[name] = confusion(labels, predicted, len(class_names))

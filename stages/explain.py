@@ -10,11 +10,12 @@ from stages.common import explaining
 from stages.common.classes import read_classes
 from stages.common.cli import StageError, run_stage
 from stages.common.images import load_prepared
-from stages.common.layout import CLASSES_FILE, EXPLAIN_DIR, model_path
-from stages.common.models import class_count, set_seed
+from stages.common.layout import EXPLAIN_DIR, model_path
+from stages.common.models import set_seed
 from stages.common.params import load_params
 from stages.common.pictures import activations_figure, filters_figure, grad_cam_figure
-from stages.common.saving import load_model, saved_class_names
+from stages.common.prediction import check_trained_on
+from stages.common.saving import load_model
 
 
 def chosen(layers: list, asked: int, key: str) -> list:
@@ -33,10 +34,7 @@ def main() -> None:
         raise StageError(f"explain.image {index} is beyond the test split's {count} images: give 0 to {count - 1}")
     path = model_path(settings.model)
     model = load_model(path)
-    if class_count(model) != len(class_names) or saved_class_names(path) not in (None, class_names):
-        raise StageError(
-            f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: run `dvc repro`"
-        )
+    check_trained_on(model, path, class_names)
     set_seed(params.seed)
     EXPLAIN_DIR.mkdir(parents=True, exist_ok=True)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from stages.common.cli import StageError
+from stages.common.layout import CLASSES_FILE
 from stages.common.models import class_count, class_probabilities
 from stages.common.saving import saved_class_names
 
@@ -26,3 +28,12 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
 def class_names_of(model: keras.Model, path: Path) -> list[str]:
     """The class names the model file carries; a model from elsewhere may carry none: its labels as numbers."""
     return saved_class_names(path) or [str(label) for label in range(class_count(model))]
+
+
+def check_trained_on(model: keras.Model, path: Path, class_names: list[str]) -> None:
+    """A model trained on other classes than data/classes.json's would be read with the wrong names."""
+    if class_count(model) != len(class_names) or saved_class_names(path) not in (None, class_names):
+        raise StageError(
+            f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: "
+            f"run `dvc repro` to retrain it"
+        )
