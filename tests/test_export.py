@@ -52,7 +52,7 @@ def tiny_model(outputs: int = 3, activation: str = "softmax") -> keras.Model:
     return keras.Model(pixels, keras.layers.Dense(outputs, activation=activation)(x))
 
 
-def make_repo(path: Path, formats: list[str] = FORMATS) -> Path:
+def export_folder(path: Path, formats: list[str] = FORMATS) -> Path:
     """params.yaml, models/fine_tuned.keras and metrics/evaluate.json, as the stage finds them."""
     shutil.copy2(ROOT / "params.yaml", path / "params.yaml")
     set_params(path, {("export", "model"): "fine_tuned", ("export", "formats"): formats})
@@ -73,7 +73,7 @@ def pixels(count: int = 5, seed: int = 1, size: int = SIZE) -> np.ndarray:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
     """A repository after one run of the stage with every available format."""
-    repo = make_repo(tmp_path_factory.mktemp("repo"))
+    repo = export_folder(tmp_path_factory.mktemp("repo"))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repo)
         export.main()
@@ -83,7 +83,7 @@ def exported(tmp_path_factory) -> Path:
 @pytest.fixture
 def repo(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    return make_repo(tmp_path)
+    return export_folder(tmp_path)
 
 
 def litert_interpreter(path: Path):
