@@ -1,7 +1,7 @@
 # make demo   install, then run the whole pipeline offline on generated images (~6 min on 2 cores, install included)
-# make test   install with the test tools (and the ONNX converter), then run the test suite (unit + end-to-end)
+# make test   install with the test tools (the ONNX converter, JAX and PyTorch), then run the test suite (unit + end-to-end)
 # make unit   the fast tests only (no `dvc repro`)
-# make bench  each stage's speed against this machine's limit, and memory on 25,000 images (~11 min)
+# make bench  each stage's speed against this machine's limit, memory on 25,000 images, Keras backends vs TensorFlow (~17 min)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,7 +27,7 @@ $(VENV)/installed: requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/installed-test: $(VENV)/installed requirements-test.txt requirements-export.txt
+$(VENV)/installed-test: $(VENV)/installed requirements-test.txt requirements-export.txt requirements-jax.txt requirements-torch.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	touch $@
 
@@ -47,4 +47,4 @@ unit: install-test
 	python -m pytest -m 'not e2e'
 
 bench: install
-	python -m benchmarks.run
+	python -m benchmarks

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import keras
 
-from stages.common.card import card
+from stages.common.backend import run_on_tensorflow
 from stages.common.cli import StageError, run_stage
-from stages.common.exporting import FILES, check_converters, export_model
 from stages.common.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
 from stages.common.params import load_params
 from stages.common.prediction import class_names_of
@@ -57,6 +56,10 @@ def evaluated_metrics(name: str) -> dict[str, float]:
 
 
 def main() -> None:
+    run_on_tensorflow("export", "SavedModel and LiteRT are TensorFlow's formats, written by TensorFlow")
+    from stages.common.card import card  # these import TensorFlow
+    from stages.common.exporting import FILES, check_converters, export_model
+
     params = load_params()
     name = params.export.model
     formats = [fmt for fmt in FILES if fmt in params.export.formats]  # the params check refuses an empty list

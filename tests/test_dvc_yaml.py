@@ -40,7 +40,7 @@ HELPER_PARAMS = {
     "preprocessing_mode": ("preprocessing", "name"),
     "fine_tune_layer": ("fine_tune_from", "name"),
     "build_base": ("weights", "name", "output_layer"),
-    "model_scope": ("deterministic", "mixed_precision", "distribute"),
+    "model_scope": ("deterministic", "mixed_precision", "distribute", "jit_compile"),
 }
 
 # Helpers in stages/common that read or write a layout path on a stage's behalf:

@@ -16,6 +16,7 @@ import pytest
 from conftest import stock_keras_outputs
 from stages import train_frozen
 from stages.common import models, saving
+from stages.common.backend import set_seed
 from stages.common.cli import StageError
 from stages.common.params import KERAS_BASES, load_params
 
@@ -376,7 +377,7 @@ def test_first_sentence_never_passes_on_the_advice_to_turn_safe_mode_off():
 
 def augmented_convnet(params) -> keras.Model:
     """A compiled model with this project's custom layer (BookAugmentation) in front, as train_scratch_augmented trains."""
-    models.set_seed(0)
+    set_seed(0)
     model = models.with_augmentation(models.small_convnet(48, 0.5, 2), models.augmentation(params.augmentation, seed=0))
     models.compile_model(model, 1e-4)
     return model
@@ -595,7 +596,7 @@ def test_output_layer_picks_an_earlier_feature_map(params, tmp_path):
 def test_random_weights_give_the_same_architecture_untrained(params, tmp_path):
     model = transfer_model(params)
     saving.save_model(model, tmp_path / "task_a.keras")
-    models.set_seed(1)
+    set_seed(1)
     trained, _ = models.build_base(file_base(params, tmp_path / "task_a.keras"))
     untrained, origin = models.build_base(file_base(params, tmp_path / "task_a.keras", weights="random"))
     assert origin.endswith("random weights")
@@ -618,7 +619,7 @@ def test_a_base_of_fixed_input_size_names_the_size_to_use(params, tmp_path):
 def test_saved_models_open_with_stock_keras_and_predict_the_same(params, tmp_path):
     """What a colleague, an app or a server does with a model: keras.models.load_model, safe mode,
     without this project (no custom layers: preprocessing is Keras' own, augmentation is not saved)."""
-    models.set_seed(0)
+    set_seed(0)
     transfer = transfer_model(params)  # VGG16's caffe preprocessing as a fixed 1x1 convolution
     convnet = models.small_convnet(16, 0.5, 2)
     trained = models.with_augmentation(convnet, models.augmentation(params.augmentation, seed=0))

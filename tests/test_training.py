@@ -1,4 +1,4 @@
-"""stages/common/training.py: batches from (memory-mapped) arrays, fit with dvclive and the best epoch,
+"""stages/common/training.py: fit with dvclive and the best epoch,
 resuming from per-epoch checkpoints, seeding, devices and precision (model_scope)."""
 
 from __future__ import annotations
@@ -19,80 +19,11 @@ from stages.common.cli import StageError
 from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
 from stages.common.models import augmentation, compile_model, small_convnet, with_augmentation
 from stages.common.params import AugmentationParams, RunParams, load_params
-from stages.common.training import array_batches, fit, model_scope, seed_states, set_seed
+from stages.common.backend import set_seed
+from stages.common.batches import ArrayBatches
+from stages.common.training import fit, model_scope, seed_states
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def numbered(n: int, shape=(3, 2, 3)) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images whose pixels all equal the row number, and labels = row number."""
-    images = np.broadcast_to(np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1), (n, *shape)).copy()
-    return images, np.arange(n, dtype=np.uint8)
-
-
-def epoch_rows(dataset) -> list[int]:
-    """One pass over the dataset (one epoch): the row numbers in the order they come."""
-    return [int(row) for _, labels in dataset for row in labels.numpy()]
-
-
-# --- array_batches ----------------------------------------------------------------------
-
-
-def test_batches_have_float32_rows_with_their_labels_and_a_partial_last_batch():
-    images, labels = numbered(10)
-    batches = list(array_batches(images, labels, 4))
-    assert [len(y) for _, y in batches] == [4, 4, 2]
-    for x, y in batches:
-        assert x.dtype.name == "float32" and y.dtype.name == "float32"
-        assert x.shape[1:] == images.shape[1:]
-        assert x.shape[0] == y.shape[0]
-        np.testing.assert_array_equal(x.numpy(), images[y.numpy().astype(int)].astype(np.float32))
-
-
-@pytest.mark.parametrize("n, batch_size", [(10, 4), (8, 4), (3, 5), (1, 1)])
-def test_cardinality_is_the_number_of_batches(n, batch_size):
-    dataset = array_batches(*numbered(n), batch_size, seed=1)
-    assert int(dataset.cardinality()) == math.ceil(n / batch_size)
-    assert len(list(dataset)) == math.ceil(n / batch_size)
-
-
-def test_with_a_seed_every_row_comes_once_per_epoch_in_a_new_order():
-    dataset = array_batches(*numbered(50), 8, seed=7)
-    first, second = epoch_rows(dataset), epoch_rows(dataset)
-    assert sorted(first) == list(range(50))
-    assert sorted(second) == list(range(50))
-    assert first != list(range(50))
-    assert second != first
-
-
-def test_the_same_seed_gives_the_same_orders():
-    one, two = array_batches(*numbered(50), 8, seed=7), array_batches(*numbered(50), 8, seed=7)
-    assert [epoch_rows(one), epoch_rows(one)] == [epoch_rows(two), epoch_rows(two)]
-    assert epoch_rows(array_batches(*numbered(50), 8, seed=8)) != epoch_rows(array_batches(*numbered(50), 8, seed=7))
-
-
-def test_without_a_seed_rows_come_in_order_every_epoch():
-    dataset = array_batches(*numbered(50), 8)
-    assert epoch_rows(dataset) == list(range(50))
-    assert epoch_rows(dataset) == list(range(50))
-
-
-def test_reads_a_memory_mapped_uint8_file(tmp_path):
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, size=(13, 5, 5, 3), dtype=np.uint8)
-    np.save(tmp_path / "images.npy", pixels)
-    images = np.load(tmp_path / "images.npy", mmap_mode="r")
-    assert isinstance(images, np.memmap)
-    labels = np.arange(13, dtype=np.uint8)
-    dataset = array_batches(images, labels, 4, seed=3)
-    assert int(dataset.cardinality()) == 4
-    seen = {}
-    for x, y in dataset:
-        assert x.dtype.name == "float32"
-        seen.update(zip(y.numpy().astype(int), x.numpy()))
-    assert sorted(seen) == list(range(13))
-    for row, x in seen.items():
-        np.testing.assert_array_equal(x, pixels[row].astype(np.float32))
 
 
 # --- fit ----------------------------------------------------------------------------------
@@ -200,7 +131,7 @@ def train_weights(seed: int) -> list[np.ndarray]:
     set_seed(seed)
     train_x, train_y, _, _ = noisy_problem()
     model = tiny_model(learning_rate=0.01, hidden=8, dropout=0.5)  # random init and dropout
-    model.fit(array_batches(train_x, train_y, 16, seed=seed), epochs=2, shuffle=False, verbose=0)
+    model.fit(ArrayBatches(train_x, train_y, 16, seed=seed), epochs=2, shuffle=False, verbose=0)
     return model.get_weights()
 
 
@@ -209,20 +140,6 @@ def test_set_seed_makes_training_repeatable():
     assert len(first) == len(again) == 4
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
-
-
-# --- array_batches from a later epoch ------------------------------------------------------
-
-
-@pytest.mark.parametrize("epoch", [1, 3])
-def test_starting_at_an_epoch_gives_that_epochs_order_and_the_ones_after(epoch):
-    """What a resumed fit relies on: epoch k's order depends on (seed, k), not on the passes before it."""
-    from_start = array_batches(*numbered(50), 8, seed=7)
-    orders = [epoch_rows(from_start) for _ in range(epoch + 2)]
-    resumed = array_batches(*numbered(50), 8, seed=7, first_epoch=epoch)
-    assert epoch_rows(resumed) == orders[epoch]
-    assert epoch_rows(resumed) == orders[epoch + 1]
-    assert orders[epoch] != orders[0]
 
 
 # --- resuming an interrupted fit ------------------------------------------------------------

@@ -4,7 +4,7 @@ in the first convolutional layers, filter patterns by gradient ascent, and Grad-
 Every model this pipeline writes takes raw pixels (0-255), so all three start from pixels and go
 through the model's own preprocessing; a layer inside a nested model (a transfer model's base, a
 base cut from a trained model) is reached through what flows into that model. Gradients come from
-`gradient`, the one function that knows the backend.
+`backend.gradient`, on any backend.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Callable
 import keras
 import numpy as np
 
+from stages.common.backend import gradient
 from stages.common.cli import StageError
 from stages.common.evaluation import predicted_classes
 from stages.common.models import call_in, class_probabilities, convolutional_layers, feature_layer, leaf_layers
@@ -21,25 +22,6 @@ from stages.common.models import call_in, class_probabilities, convolutional_lay
 GRADCAM_CLASSES = 8  # heatmaps for the first classes only: a hundred classes would make a giant picture
 ASCENT_STEP = 2.0  # pixel levels per normalized gradient step
 BATCH = 16  # images per Grad-CAM pass
-
-
-def gradient(function: Callable) -> Callable:
-    """(x, *constants) -> d sum(function(x, *constants)) / dx as a NumPy array, compiled once;
-    `function` is written with keras.ops."""
-    if keras.backend.backend() != "tensorflow":
-        raise StageError(
-            f"explain computes gradients with TensorFlow, not {keras.backend.backend()}: set KERAS_BACKEND=tensorflow"
-        )
-    import tensorflow as tf
-
-    @tf.function
-    def compute(x, *constants):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total = keras.ops.sum(function(x, *constants))
-        return tape.gradient(total, x)
-
-    return lambda x, *constants: compute(tf.convert_to_tensor(x, tf.float32), *constants).numpy()
 
 
 def entry(model: keras.Model, nested: keras.Model) -> keras.Model:

@@ -12,20 +12,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers
 
-from stages.common.cli import StageError
 from stages.common.augmentation import BookAugmentation
+from stages.common.backend import jit_compile_setting
+from stages.common.cli import StageError
 from stages.common.params import KERAS_BASES, AugmentationParams, BaseParams, HeadParams
 from stages.common.saving import load_model, load_weights
-
-def set_seed(seed: int, deterministic: bool = True) -> None:
-    """Seed weights, shuffling, augmentation and dropout; with `deterministic`, TensorFlow ops
-    also give the same results on every run (cheap on a CPU, slower on a GPU)."""
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
 
 
 def preprocessing_mode(base: BaseParams) -> str:
@@ -311,13 +304,14 @@ def output_layer(num_classes: int) -> layers.Dense:
 
 def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool = False) -> None:
     """RMSprop, as in the book, with the cross-entropy that fits the output layer: binary for
-    one sigmoid unit, sparse categorical (integer labels) for a softmax; `jit_compile` XLA-compiles the train step."""
+    one sigmoid unit, sparse categorical (integer labels) for a softmax; `jit_compile` compiles the
+    train step (XLA on TensorFlow, torch.compile on torch; JAX always compiles)."""
     binary = model.output_shape[-1] == 1
     model.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],  # Keras picks binary or sparse categorical accuracy from the shapes
-        jit_compile=jit_compile,
+        jit_compile=jit_compile_setting(jit_compile),
     )
 
 

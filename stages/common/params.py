@@ -20,6 +20,7 @@ from typing import Literal
 
 import yaml
 
+from stages.common.backend import backend_problem
 from stages.common.cli import StageError
 from stages.common.layout import BASES_DIR
 
@@ -180,11 +181,13 @@ class ExplainParams:
 
 
 ExportFormat = Literal["saved_model", "litert", "onnx"]
-# What each export format's converter imports, and how to install it (stage export; checked with the
-# params, so that a missing converter stops `dvc repro` before anything trains, not at its end).
+# What each export format's converter imports beyond TensorFlow, and how to install it (stage export;
+# checked with the params, so that a missing converter stops `dvc repro` before anything trains, not
+# at its end). TensorFlow itself is not checked here: JAX and torch train without it, and the export
+# stage says what to install when it is not there.
 EXPORT_CONVERTERS = {
-    "saved_model": (("tensorflow",), "pip install -r requirements.txt"),
-    "litert": (("tensorflow",), "pip install -r requirements.txt"),
+    "saved_model": ((), ""),
+    "litert": ((), ""),
     "onnx": (("tf2onnx", "onnx"), "pip install -r requirements-export.txt"),
 }
 
@@ -329,11 +332,9 @@ def _check_range(value, metadata, key: str) -> None:
 def _check_cross_field(params: Params) -> None:
     _check_split(params.data.split)
     _check_classes(params.data)
-    if params.training.jit_compile and params.training.deterministic:
-        raise ParamsError(
-            "params.yaml: training.jit_compile: true needs training.deterministic: false; Keras does not "
-            "XLA-compile under TensorFlow's op determinism (it would silently train without XLA)"
-        )
+    problem = backend_problem(params.training.distribute, params.training.jit_compile, params.training.deterministic)
+    if problem:
+        raise ParamsError(problem)
     _check_base(params.base)
     _check_converters(params.export.formats)
 

@@ -1,12 +1,11 @@
-"""Training shared by the stages: seeding and devices, batches from (memory-mapped) arrays,
-dvclive logging, the best epoch, and per-epoch checkpoints to resume an interrupted stage."""
+"""Training shared by the stages: seeding and devices, dvclive logging, the best epoch,
+and per-epoch checkpoints to resume an interrupted stage. Batches come from stages.common.batches."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -16,13 +15,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from dvclive import Live
 
+from stages.common.backend import backend_problem, devices, global_random_state, set_global_random_state, set_seed
+from stages.common.batches import ArrayBatches
 from stages.common.cli import StageError
-from stages.common.images import load_prepared, release
+from stages.common.images import load_prepared
 from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
-from stages.common.models import set_seed
 from stages.common.params import PARAMS_FILE, RunParams
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
@@ -31,55 +30,17 @@ Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays o
 @contextlib.contextmanager
 def model_scope(run: RunParams, seed: int):
     """Build and compile a model inside this: seeded, in the precision and on the devices `training` asks for."""
+    problem = backend_problem(run.distribute, run.jit_compile, run.deterministic)
+    if problem:
+        raise StageError(problem)
     set_seed(seed, run.deterministic)
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if run.mixed_precision else "float32")
-    if run.distribute == "mirrored":
-        strategy = tf.distribute.MirroredStrategy()  # every local GPU; the CPU when there is none
-        devices = ", ".join(strategy.extended.worker_devices)
-        print(f"training: MirroredStrategy with {strategy.num_replicas_in_sync} replica(s): {devices}")
-    else:
-        strategy = tf.distribute.get_strategy()  # the default: one device
     try:
-        with strategy.scope():
+        with devices(run.distribute):
             yield
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)  # models built inside keep theirs
-
-
-def array_batches(images, labels, batch_size: int, seed: int | None = None, first_epoch: int = 0) -> tf.data.Dataset:
-    """(pixels float32, labels float32) batches from arrays or memory maps.
-
-    Only a batch at a time is read, so a memory-mapped split of any size fits in RAM.
-    With `seed`, each epoch has its own order, drawn from (seed, epoch): the same on
-    every run, and the same again when a run resumes at `first_epoch`.
-    (tf.data with prefetch: keras.utils.PyDataset measured 2-4x slower per step here.)
-    """
-    epochs = itertools.count(first_epoch)
-
-    def generate():  # tf.data calls this once per pass over the data
-        epoch = next(epochs)
-        order = np.random.default_rng((seed, epoch)).permutation(len(labels)) if seed is not None else np.arange(len(labels))
-        for number, start in enumerate(range(0, len(labels), batch_size)):
-            rows = np.sort(order[start : start + batch_size])  # sorted rows read a memory map sequentially
-            yield images[rows], labels[rows]
-            if number % 64 == 63:
-                release(images)  # resident memory bounded by batches, not by the split
-        release(images)
-
-    signature = (
-        tf.TensorSpec((None, *images.shape[1:]), tf.as_dtype(images.dtype)),
-        tf.TensorSpec((None,), tf.as_dtype(labels.dtype)),
-    )
-    batches = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    batches = batches.apply(tf.data.experimental.assert_cardinality(math.ceil(len(labels) / batch_size)))
-    # Python only slices the arrays (uint8 images: a quarter of the bytes); the conversion to
-    # float32 runs in TensorFlow's threads, and the next batches are ready before the model asks.
-    return batches.map(to_float32, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def to_float32(images, labels):
-    return tf.cast(images, tf.float32), tf.cast(labels, tf.float32)
 
 
 def prepared_splits() -> tuple[Arrays, Arrays]:
@@ -90,7 +51,8 @@ def prepared_splits() -> tuple[Arrays, Arrays]:
 class Checkpoint:
     """A fit's state after its last finished epoch, in CHECKPOINTS_DIR/<stage>/.
 
-    Weights with the optimizer's state, the random layers' seed states, the epoch log
+    Weights with the optimizer's state, the random layers' seed states (and the backend's
+    global generator, which torch's unseeded Dropout draws from), the epoch log
     and the best weights so far: enough for a resumed run to end with the same weights
     as an uninterrupted one. `fingerprint` ties it to one start (params, code, inputs,
     initial weights); a checkpoint from any other start is discarded.
@@ -110,12 +72,14 @@ class Checkpoint:
             print(f"training: discarding the checkpoint in {self.folder}: it is from other params, code or data")
             self.remove()
             return None
-        with model.distribute_strategy.scope():  # MirroredStrategy: new variables must be made inside it
+        strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's: new variables are made inside it
+        with strategy.scope() if strategy else contextlib.nullcontext():
             model.optimizer.build(model.trainable_variables)  # its variables must exist before loading into them
             model.load_weights(self.folder / state["weights"])
             with np.load(self.folder / state["arrays"]) as arrays:
                 for variable, value in zip(seed_states(model), unpack(arrays, "seed"), strict=True):
                     variable.assign(value)
+                state["global_random"] = unpack(arrays, "global_random")  # set as the next epoch begins
                 state["best_weights"] = unpack(arrays, "best") or None
         return state
 
@@ -128,6 +92,7 @@ class Checkpoint:
         np.savez(
             self.folder / files["arrays"],
             **pack("seed", [variable.numpy() for variable in seed_states(model)]),
+            **pack("global_random", global_random_state()),
             **pack("best", best_weights or []),
         )
         temporary = self.folder / "state.json.partial"
@@ -207,12 +172,20 @@ class EpochLog(keras.callbacks.Callback):
         self.parent = os.getppid()  # `dvc repro`, or the shell that started the stage
         self.history: list[dict] = []
         self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
+        self.global_random = None  # a checkpoint's, until the resumed fit's first epoch begins
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint's state: its epochs are logged again (DVC cleared the folder)."""
         for logs in state["history"]:
             self.record(logs)
         self.best_loss, self.best_epoch, self.best_weights = state["best_loss"], state["best_epoch"], state["best_weights"]
+        self.global_random = state["global_random"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Set here, not when loading: Keras draws from it while fit() starts (torch's DataLoader does).
+        if self.global_random:
+            set_global_random_state(self.global_random)
+            self.global_random = None
 
     def record(self, logs: dict) -> None:
         for name in ("loss", "accuracy"):
@@ -276,10 +249,10 @@ def fit(
             print(f"{stage}: resuming after epoch {first_epoch}/{epochs} from {checkpoint.folder}")
         started = time.perf_counter()
         if first_epoch < epochs:
+            batches = ArrayBatches(*train, batch_size, seed=seed)
             model.fit(
-                array_batches(*train, batch_size, seed=seed, first_epoch=first_epoch),
-                validation_data=array_batches(*validation, batch_size),
-                epochs=epochs, initial_epoch=first_epoch, callbacks=[log], shuffle=False, verbose=2,
+                batches, validation_data=ArrayBatches(*validation, batch_size),
+                epochs=epochs, initial_epoch=first_epoch, callbacks=[batches.follow_epochs(), log], shuffle=False, verbose=2,
                 class_weight=class_weight,
             )
         seconds = time.perf_counter() - started

@@ -1,0 +1,71 @@
+"""Training batches from (memory-mapped) arrays, for any Keras backend and without TensorFlow.
+
+`ArrayBatches` is a keras.utils.PyDataset: Keras feeds it to TensorFlow, JAX and torch alike,
+and threads read the next batches while the model trains on this one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import keras
+import numpy as np
+
+from stages.common.images import release
+
+RELEASE_EVERY = 64  # batches between two releases of a memory map's pages
+READ_AHEAD_THREADS = 2  # enough to keep a train step fed from a page-cached memory map
+READ_AHEAD_BATCHES = 8
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """(pixels float32, labels float32) batches from arrays or memory maps.
+
+    Only a batch at a time is read, so a memory-mapped split of any size fits in RAM.
+    With `seed`, each epoch has its own order, drawn from (seed, epoch): the same on every
+    run and every backend, and the same again when a run resumes at a later epoch. Keras
+    says which epoch it is through the callback `follow_epochs()` (it calls a PyDataset's
+    own epoch hooks a varying number of times, and after its read-ahead threads started).
+    """
+
+    def __init__(self, images, labels, batch_size: int, seed: int | None = None):
+        super().__init__(workers=READ_AHEAD_THREADS, use_multiprocessing=False, max_queue_size=READ_AHEAD_BATCHES)
+        self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index >= len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        order = epoch_order(len(self.labels), self.seed, self.epoch)
+        rows = np.sort(order[index * self.batch_size : (index + 1) * self.batch_size])  # sorted: a sequential read
+        if index % RELEASE_EVERY == RELEASE_EVERY - 1:
+            release(self.images)  # resident memory bounded by batches, not by the split
+        return self.images[rows].astype(np.float32), self.labels[rows].astype(np.float32)
+
+    def on_epoch_end(self) -> None:
+        release(self.images)
+
+    def follow_epochs(self) -> keras.callbacks.Callback:
+        """Pass to fit(): sets the epoch before Keras reads its first batch (initial_epoch included)."""
+        return FollowEpochs(self)
+
+
+class FollowEpochs(keras.callbacks.Callback):
+    def __init__(self, batches: ArrayBatches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.epoch = epoch
+
+
+@functools.lru_cache(maxsize=4)
+def epoch_order(count: int, seed: int | None, epoch: int) -> np.ndarray:
+    """The rows of one epoch in the order they are read: shuffled by (seed, epoch), or as stored."""
+    if seed is None:
+        return np.arange(count)
+    return np.random.default_rng((seed, epoch)).permutation(count)
