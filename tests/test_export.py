@@ -23,7 +23,7 @@ from PIL import Image
 
 from conftest import ROOT, TINY_PARAMS, set_params, stock_keras_outputs
 from stages import export
-from stages.common import exporting, saving
+from stages.common import card, exporting, saving
 from stages.common.cli import StageError
 from stages.common.models import class_probabilities
 from stages.common.params import load_params
@@ -198,7 +198,7 @@ def test_a_sigmoid_models_card_names_the_positive_class(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model = tiny_model(1, "sigmoid")
     saving.save_model(model, tmp_path / "models/fine_tuned.keras", ["cat", "dog"])
-    text = export.card("fine_tuned", model, ["cat", "dog"], {"accuracy": 0.9}, {}, ["litert"])
+    text = card.card("fine_tuned", model, ["cat", "dog"], {"accuracy": 0.9}, {}, ["litert"])
     assert "float32 (N, 1): P(`dog`), the probability of class 1; P(`cat`) is 1 minus it" in text
     assert "saved_model" not in text and "model.tflite" in text
 
