@@ -46,5 +46,5 @@ test: install-test
 unit: install-test
 	python -m pytest -m 'not e2e'
 
-bench: install
+bench: install-test  # the backend table needs JAX and PyTorch
 	python -m benchmarks

@@ -41,7 +41,7 @@ def main() -> None:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    rows, base_name = Rows(), "-"
+    rows, base_name = Rows(), None
     try:
         images, source, distinct = source_images(work / "generated", max(per_class, 24))
         if "throughput" in parts:

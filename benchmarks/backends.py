@@ -24,6 +24,7 @@ from benchmarks.images import prepare_train
 
 BACKENDS = ("tensorflow", "jax", "torch")  # KERAS_BACKEND's values, each the name of the package it needs
 REFERENCE = "tensorflow"
+REQUIREMENTS = {"tensorflow": "requirements.txt", "jax": "requirements-jax.txt", "torch": "requirements-torch.txt"}
 BATCH_SIZE, EXTRACT_BATCH_SIZE = 20, 32  # as the throughput rows
 WORKER_TIMEOUT = 900  # seconds; a worker that takes longer counts as failed
 
@@ -97,7 +98,7 @@ def backend_rows(best: dict[str, dict[str, float]], failed: dict[str, dict[str, 
 
 def skipped_rows(missing: list[str]) -> list[Row]:
     return [Row(f"backend {backend}", "skipped: not installed", "-", math.nan, None,
-                f"`pip install {backend}` to measure it") for backend in missing]
+                f"`pip install -r {REQUIREMENTS[backend]}` to measure it") for backend in missing]
 
 
 def backends_measured(folder: Path, images: Path, per_class: int, size: int, rounds: int,

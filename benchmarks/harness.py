@@ -74,8 +74,9 @@ def best_of(rounds: int, contenders: dict[str, Callable[[], object]]) -> dict[st
     return {name: times["run"] for name, times in best.items()}
 
 
-def print_table(rows: list[Row], source: str, base_name: str) -> None:
-    print(f"\nBenchmark on {os.cpu_count()} cores; {source}; base: {base_name}\n")
+def print_table(rows: list[Row], source: str, base_name: str | None) -> None:
+    base = f"; base: {base_name}" if base_name else ""  # the backend rows name theirs in a note
+    print(f"\nBenchmark on {os.cpu_count()} cores; {source}{base}\n")
     print("| measure | ours | reference | ratio | target | |")
     print("|---|---|---|---:|---:|---|")
     for row in rows:

@@ -7,11 +7,11 @@ predicted class's logit on the last feature map for the first test images of eac
 """
 
 from stages.common import explaining
+from stages.common.backend import set_seed
 from stages.common.classes import read_classes
 from stages.common.cli import StageError, run_stage
 from stages.common.images import load_prepared
 from stages.common.layout import EXPLAIN_DIR, model_path
-from stages.common.backend import set_seed
 from stages.common.params import load_params
 from stages.common.pictures import activations_figure, filters_figure, grad_cam_figure
 from stages.common.prediction import check_trained_on

@@ -63,6 +63,16 @@ def test_training_runs_without_tensorflow_repeats_and_resumes_exactly(backend, t
     np.testing.assert_allclose(loaded.predict(validation, verbose=0), np.load(tmp_path / "resumed/predictions.npy"), atol=1e-5)
 
 
+def test_a_checkpoint_from_another_backend_is_discarded_not_resumed(tmp_path):
+    """Each backend draws its own random numbers: epochs trained on JAX cannot be continued on
+    PyTorch as if one run; the rerun starts over and ends as a whole PyTorch run does."""
+    assert last_json(train("jax", tmp_path / "work", "--stop-after", "1")) == {"stopped": True}
+    rerun = on_backend("torch", [str(ROOT / "tests/backend_training.py"), str(tmp_path / "work")], tmp_path / "work")
+    assert "discarding the checkpoint" in rerun.stdout and "Keras backend" in rerun.stdout
+    assert "resuming" not in rerun.stdout
+    assert last_json(rerun)["weights"] == last_json(train("torch", tmp_path / "whole"))["weights"]
+
+
 def test_a_model_saved_on_tensorflow_predicts_the_same_on_jax_and_torch(params, tmp_path):
     """The saved models' layers (caffe preprocessing as a 1x1 convolution, a nested base, the dense
     head; the small convnet) under stock Keras on each backend."""
@@ -151,7 +161,7 @@ def test_a_stage_that_needs_tensorflow_says_so_in_one_line_where_it_is_missing(t
     line = result.stdout.strip()
     assert "\n" not in line
     assert "TensorFlow is not installed here: pip install tensorflow==2.21.0" in line
-    assert "`dvc repro evaluate`" in line
+    assert "`dvc repro evaluate explain`" in line
 
 
 def test_the_pinned_tensorflow_is_the_one_named():

@@ -146,7 +146,7 @@ def test_without_tensorflows_time_there_is_no_ratio():
 
 def test_a_backend_not_installed_is_skipped_with_a_note():
     (row,) = skipped_rows(["torch"])
-    assert row.ours == "skipped: not installed" and "pip install torch" in row.note and row.verdict == "-"
+    assert row.ours == "skipped: not installed" and "pip install -r requirements-torch.txt" in row.note and row.verdict == "-"
 
 
 def test_a_worker_that_crashes_reports_its_last_stderr_line_and_is_not_run_again(tmp_path, monkeypatch):

@@ -15,12 +15,12 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
+from stages.common.backend import set_seed
+from stages.common.batches import ArrayBatches
 from stages.common.cli import StageError
 from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
 from stages.common.models import augmentation, compile_model, small_convnet, with_augmentation
 from stages.common.params import AugmentationParams, RunParams, load_params
-from stages.common.backend import set_seed
-from stages.common.batches import ArrayBatches
 from stages.common.training import fit, model_scope, seed_states
 
 ROOT = Path(__file__).resolve().parents[1]

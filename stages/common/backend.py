@@ -177,7 +177,7 @@ def run_on_tensorflow(stage: str, why: str) -> None:
     if importlib.util.find_spec("tensorflow") is None:
         raise StageError(
             f"{why}, and TensorFlow is not installed here: pip install tensorflow=={TENSORFLOW_VERSION} "
-            f"(any backend trains; this stage needs TensorFlow), or stop before {stage}: `dvc repro evaluate`"
+            f"(any backend trains; this stage needs TensorFlow), or stop before {stage}: `dvc repro evaluate explain`"
         )
     print(f"{stage}: {why}: running this stage on TensorFlow, not {_name()}", flush=True)
     sys.stdout.flush()

@@ -69,7 +69,7 @@ class Checkpoint:
             return None
         state = json.loads(state_file.read_text())
         if state["fingerprint"] != self.fingerprint:
-            print(f"training: discarding the checkpoint in {self.folder}: it is from other params, code or data")
+            print(f"training: discarding the checkpoint in {self.folder}: it is from other params, code, data or Keras backend")
             self.remove()
             return None
         strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's: new variables are made inside it
@@ -122,7 +122,8 @@ def unpack(archive, prefix: str) -> list[np.ndarray]:
 
 
 def fingerprint(stage: str, model: keras.Model, arrays: list[np.ndarray], settings: tuple) -> str:
-    """What a checkpoint must match to be resumed: params.yaml, the stage code, the inputs, the initial weights."""
+    """What a checkpoint must match to be resumed: params.yaml, the stage code, the settings (the backend
+    among them), the inputs, the initial weights."""
     digest = hashlib.sha256(f"{stage} {settings}".encode())
     for source in [PARAMS_FILE, *sorted(Path("stages").rglob("*.py"))]:
         digest.update(source.read_bytes() if source.is_file() else b"")
@@ -238,7 +239,8 @@ def fit(
         live = Live(dir=str(stage_metrics_dir(stage)), save_dvc_exp=False, dvcyaml=None, report=None)
         checkpoint = None
         if resume:
-            settings = (epochs, batch_size, seed, sorted((class_weight or {}).items()))
+            # the backend too: each draws its own random numbers, so another one's epochs cannot be continued
+            settings = (epochs, batch_size, seed, sorted((class_weight or {}).items()), keras.backend.backend())
             checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings))
         log = EpochLog(live, checkpoint)
         state = checkpoint.load(model) if checkpoint else None
