@@ -1,7 +1,7 @@
 # make demo   install, then run the whole pipeline offline on generated images (~6 min on 2 cores, install included)
 # make test   install with the test tools (the ONNX converter, JAX and PyTorch), then run the test suite (unit + end-to-end)
 # make unit   the fast tests only (no `dvc repro`)
-# make bench  each stage's speed against this machine's limit, memory on 25,000 images, Keras backends vs TensorFlow (~17 min)
+# make bench  each stage's speed against this machine's limit, memory on 25,000 images, Keras backends vs TensorFlow (~18 min)
 
 PYTHON ?= python3
 VENV ?= .venv
