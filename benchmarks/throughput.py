@@ -105,8 +105,8 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     import numpy as np
     import tensorflow as tf
 
-    from stages.common.params import load_params
     from stages.common.batches import ArrayBatches
+    from stages.common.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     size = images.shape[1]

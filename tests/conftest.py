@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,9 @@ import pytest
 # The scratch-repository builder is shared with the benchmarks; tests import it from here.
 from tools.scratch_repo import (  # noqa: F401
     GIT_IDENTITY,
+    TINY_PARAMS,
     Repo,
+    kaggle_images,
     make_repo,
     out_hashes,
     project_files,
@@ -27,27 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_IMAGES = ROOT.parent / "shared/datasets/dogs-vs-cats/train"
 SHARED_CIFAR10 = ROOT.parent / "shared/datasets/cifar10"
 
-# Small enough for CI on 2 cores, real enough to run every stage: 12/6/6 images
-# per class at 48x48, VGG16 with random weights, a couple of epochs each.
-TINY_PARAMS = {
-    ("data", "image_size"): 48,
-    ("data", "split", "train"): [0, 12],
-    ("data", "split", "validation"): [12, 18],
-    ("data", "split", "test"): [18, 24],
-    ("base", "weights"): None,
-    ("extract_features", "batch_size"): 8,
-    ("train_classifier", "epochs"): 2,
-    ("train_frozen", "epochs"): 2,
-    ("fine_tune", "epochs"): 2,
-    ("train_scratch", "epochs"): 1,
-    ("train_scratch_augmented", "epochs"): 1,
-    ("train_classifier", "batch_size"): 8,
-    ("train_frozen", "batch_size"): 8,
-    ("fine_tune", "batch_size"): 8,
-    ("train_scratch", "batch_size"): 8,
-    ("train_scratch_augmented", "batch_size"): 8,
-    ("explain", "filter_steps"): 2,
-}
 RAW_IMAGES_PER_CLASS = 24
 ALL_STAGES = {
     "check_params", "split", "prepare", "load_base", "extract_features", "train_classifier",
@@ -87,10 +67,7 @@ def stock_keras_outputs(
     return {str(path): np.array(outputs[str(Path(path).resolve())], np.float32) for path in model_paths}
 
 
-def copy_kaggle_images(raw: Path) -> None:
-    for label in ("cat", "dog"):
-        for index in range(RAW_IMAGES_PER_CLASS):
-            shutil.copy2(SHARED_IMAGES / f"{label}.{index}.jpg", raw)
+copy_kaggle_images = kaggle_images(SHARED_IMAGES, RAW_IMAGES_PER_CLASS)  # fill_raw for the tiny repos
 
 
 @pytest.fixture

@@ -27,6 +27,39 @@ GIT_IDENTITY = {
 }
 
 
+# Small enough for CI on 2 cores, real enough to run every stage: 12/6/6 images
+# per class at 48x48, VGG16 with random weights, a couple of epochs each.
+TINY_PARAMS = {
+    ("data", "image_size"): 48,
+    ("data", "split", "train"): [0, 12],
+    ("data", "split", "validation"): [12, 18],
+    ("data", "split", "test"): [18, 24],
+    ("base", "weights"): None,
+    ("extract_features", "batch_size"): 8,
+    ("train_classifier", "epochs"): 2,
+    ("train_frozen", "epochs"): 2,
+    ("fine_tune", "epochs"): 2,
+    ("train_scratch", "epochs"): 1,
+    ("train_scratch_augmented", "epochs"): 1,
+    ("train_classifier", "batch_size"): 8,
+    ("train_frozen", "batch_size"): 8,
+    ("fine_tune", "batch_size"): 8,
+    ("train_scratch", "batch_size"): 8,
+    ("train_scratch_augmented", "batch_size"): 8,
+    ("explain", "filter_steps"): 2,
+}
+
+
+def kaggle_images(source: Path, per_class: int) -> Callable[[Path], None]:
+    """A `fill_raw` for make_repo: copies cat.N.jpg and dog.N.jpg, N < per_class, from `source`."""
+    def fill_raw(raw: Path) -> None:
+        for label in ("cat", "dog"):
+            for index in range(per_class):
+                shutil.copy2(source / f"{label}.{index}.jpg", raw)
+
+    return fill_raw
+
+
 def project_files() -> list[str]:
     """What a clone would hold: tracked files plus new files git does not ignore."""
     listed = subprocess.run(
