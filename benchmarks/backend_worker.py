@@ -30,11 +30,11 @@ def measure(batch_size: int, extract_batch_size: int, seed: int = 0) -> dict:
     import keras
 
     from benchmarks.throughput import for_training, frozen_classifier, load_base
-    from stages.common.backend import set_seed
-    from stages.common.batches import ArrayBatches
-    from stages.common.images import load_prepared
-    from stages.common.models import feature_extractor, fine_tune_layer, nested_base, unfreeze_from
-    from stages.common.params import load_params
+    from classifier.core.backend import set_seed
+    from classifier.models.batches import ArrayBatches
+    from classifier.intake.images import load_prepared
+    from classifier.models.bases import feature_extractor, fine_tune_layer, nested_base, unfreeze_from
+    from classifier.core.params import load_params
     from stages.extract_features import extract
 
     set_seed(seed)  # as every stage

@@ -19,15 +19,15 @@ LEARNING_RATE = 2e-5
 
 class Base(NamedTuple):
     model: object  # keras.Model
-    mode: str  # its preprocessing (stages.common.models.preprocessing_mode)
-    params: object  # stages.common.params.BaseParams that name it, as params.yaml would
+    mode: str  # its preprocessing (classifier.models.bases.preprocessing_mode)
+    params: object  # classifier.core.params.BaseParams that name it, as params.yaml would
     description: str
 
 
 def load_base() -> Base:
     import keras
 
-    from stages.common.params import BaseParams
+    from classifier.core.params import BaseParams
 
     if SHARED_BASE.is_file():
         model, mode, name, description = (keras.models.load_model(SHARED_BASE, compile=False), "none",
@@ -41,7 +41,7 @@ def load_base() -> Base:
 
 def frozen_classifier(base, mode: str, size: int, params):
     """The frozen base with a fresh dense head: the model stage train_frozen saves."""
-    from stages.common.models import dense_classifier, freeze, with_classifier
+    from classifier.models.bases import dense_classifier, freeze, with_classifier
 
     freeze(base)
     head = dense_classifier(base.compute_output_shape((None, size, size, 3))[1:], params.head, len(CLASSES))
@@ -50,7 +50,7 @@ def frozen_classifier(base, mode: str, size: int, params):
 
 def for_training(model, params, seed: int, augment: bool = True):
     """`model` as stages train_frozen and fine_tune train it: the augmentation in front, compiled."""
-    from stages.common.models import augmentation, compile_model, with_augmentation
+    from classifier.models.bases import augmentation, compile_model, with_augmentation
 
     trained = with_augmentation(model, augmentation(params.augmentation, seed)) if augment else model
     compile_model(trained, LEARNING_RATE)
@@ -58,7 +58,7 @@ def for_training(model, params, seed: int, augment: bool = True):
 
 
 def bench_prepare(split: str, rows: list[dict], size: int, rounds: int) -> Row:
-    from stages.common.images import decode_image
+    from classifier.intake.images import decode_image
     from stages.prepare import prepare_split
 
     paths = [Path("data/split") / row["path"] for row in rows]
@@ -82,7 +82,7 @@ def bench_prepare(split: str, rows: list[dict], size: int, rounds: int) -> Row:
 def bench_extract(images, base, mode: str, batch_size: int, out: Path, rounds: int) -> Row:
     import numpy as np
 
-    from stages.common.models import feature_extractor
+    from classifier.models.bases import feature_extractor
     from stages.extract_features import extract
 
     extractor = feature_extractor(base, images.shape[1], mode)
@@ -105,8 +105,8 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     import numpy as np
     import tensorflow as tf
 
-    from stages.common.batches import ArrayBatches
-    from stages.common.params import load_params
+    from classifier.models.batches import ArrayBatches
+    from classifier.core.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     size = images.shape[1]
@@ -152,8 +152,8 @@ def throughput_rows(rows: list[Row], folder: Path, images: Path, distinct: int, 
         rows.append(bench_prepare("test", book_split, size, rounds))
         prepare_train(images, per_class, size)
 
-        from stages.common.backend import set_seed
-        from stages.common.images import load_prepared
+        from classifier.core.backend import set_seed
+        from classifier.intake.images import load_prepared
 
         set_seed(0)  # as every stage: seeded, the backend's ops deterministic
         base = load_base()

@@ -1,4 +1,5 @@
-"""The pipeline's stages, one module each (`python -m stages.<stage>`), and what they share (stages.common).
+"""The pipeline's stages, one short script each (`python -m stages.<stage>`); the library they call is
+the package `classifier`.
 
 Run as `python -m stages.<stage>`, Python imports this package first, before any stage
 imports TensorFlow: the one moment to quiet TensorFlow's start-up log (Python sets
@@ -8,6 +9,6 @@ sys.argv[0] to "-m" while it looks for the module; importing `stages` from a tes
 import sys
 
 if sys.argv[:1] == ["-m"]:
-    from stages.common.startup_log import quiet_tensorflow_startup
+    from stages._startup_log import quiet_tensorflow_startup
 
     quiet_tensorflow_startup()

@@ -7,8 +7,8 @@ run, nothing would complain, and the run would count as an experiment. This stag
 declares the whole file, runs first, writes nothing, and takes a second.
 """
 
-from stages.common.cli import run_stage
-from stages.common.params import PARAMS_FILE, load_params
+from classifier.core.cli import run_stage
+from classifier.core.params import PARAMS_FILE, load_params
 
 
 def main() -> None:

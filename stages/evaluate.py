@@ -18,17 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.book import compares_with_book
-from stages.common.classes import read_classes
-from stages.common.cli import StageError, run_stage
-from stages.common.evaluation import (
+from classifier.evaluation.book import compares_with_book
+from classifier.intake.classes import read_classes
+from classifier.core.cli import StageError, run_stage
+from classifier.evaluation.metrics import (
     classification_metrics,
     confusion,
     predicted_classes,
     roc_curve,
 )
-from stages.common.images import load_prepared
-from stages.common.layout import (
+from classifier.intake.images import load_prepared
+from classifier.core.layout import (
     EVALUATION_DIR,
     EVALUATION_METRICS,
     MODEL_STAGES,
@@ -36,11 +36,11 @@ from stages.common.layout import (
     REPORT,
     model_path,
 )
-from stages.common.params import Params, load_params
-from stages.common.pictures import most_wrong_gallery
-from stages.common.prediction import check_trained_on, predict_probabilities
-from stages.common.report import confused_pairs, per_class_tables, pictures_lines, results_table, split_summary
-from stages.common.saving import load_model
+from classifier.core.params import Params, load_params
+from classifier.evaluation.pictures import most_wrong_gallery
+from classifier.models.prediction import check_trained_on, predict_probabilities
+from classifier.evaluation.report import confused_pairs, per_class_tables, pictures_lines, results_table, split_summary
+from classifier.models.saving import load_model
 
 EXPLAINED_MODEL = "fine_tuned"  # the model the mistakes, the per-class table and the confused pairs are about
 

@@ -6,16 +6,16 @@ gradient ascent in pixel space; gradcam.png: where it looks, as Grad-CAM heatmap
 predicted class's logit on the last feature map for the first test images of each class.
 """
 
-from stages.common import explaining
-from stages.common.backend import set_seed
-from stages.common.classes import read_classes
-from stages.common.cli import StageError, run_stage
-from stages.common.images import load_prepared
-from stages.common.layout import EXPLAIN_DIR, model_path
-from stages.common.params import load_params
-from stages.common.pictures import activations_figure, filters_figure, grad_cam_figure
-from stages.common.prediction import check_trained_on
-from stages.common.saving import load_model
+from classifier.evaluation import explaining
+from classifier.core.backend import set_seed
+from classifier.intake.classes import read_classes
+from classifier.core.cli import StageError, run_stage
+from classifier.intake.images import load_prepared
+from classifier.core.layout import EXPLAIN_DIR, model_path
+from classifier.core.params import load_params
+from classifier.evaluation.pictures import activations_figure, filters_figure, grad_cam_figure
+from classifier.models.prediction import check_trained_on
+from classifier.models.saving import load_model
 
 
 def chosen(layers: list, asked: int, key: str) -> list:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import keras
 
-from stages.common.backend import run_on_tensorflow
-from stages.common.cli import StageError, run_stage
-from stages.common.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
-from stages.common.params import load_params
-from stages.common.prediction import class_names_of
-from stages.common.saving import load_model
+from classifier.core.backend import run_on_tensorflow
+from classifier.core.cli import StageError, run_stage
+from classifier.core.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
+from classifier.core.params import load_params
+from classifier.models.prediction import class_names_of
+from classifier.models.saving import load_model
 
 
 TRANSFER_MODELS = ("feature_extraction", "frozen_augmented", "fine_tuned")  # the ones on a pretrained base
@@ -57,8 +57,8 @@ def evaluated_metrics(name: str) -> dict[str, float]:
 
 def main() -> None:
     run_on_tensorflow("export", "SavedModel and LiteRT are TensorFlow's formats, written by TensorFlow")
-    from stages.common.card import card  # these import TensorFlow
-    from stages.common.exporting import FILES, check_converters, export_model
+    from classifier.serving.card import card  # these import TensorFlow
+    from classifier.serving.exporting import FILES, check_converters, export_model
 
     params = load_params()
     name = params.export.model

@@ -7,13 +7,13 @@ matter here, so changing training params downstream never reruns this stage.
 
 import numpy as np
 
-from stages.common.cli import run_stage
-from stages.common.images import load_prepared, release
-from stages.common.layout import BASE_MODEL, FEATURES_DIR
-from stages.common.models import feature_extractor, preprocessing_mode
-from stages.common.params import SPLITS, load_params
-from stages.common.prediction import predict_batches
-from stages.common.saving import load_model
+from classifier.core.cli import run_stage
+from classifier.intake.images import load_prepared, release
+from classifier.core.layout import BASE_MODEL, FEATURES_DIR
+from classifier.models.bases import feature_extractor, preprocessing_mode
+from classifier.core.params import SPLITS, load_params
+from classifier.models.prediction import predict_batches
+from classifier.models.saving import load_model
 
 
 RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages

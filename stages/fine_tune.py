@@ -6,13 +6,13 @@ front. `base.fine_tune_from` and every later layer become trainable: for VGG16's
 `block5_conv1`, 10 weight tensors; for a .keras base with null, its last convolutional layer.
 """
 
-from stages.common.classes import read_classes
-from stages.common.cli import run_stage
-from stages.common.layout import model_path
-from stages.common.models import augmentation, compile_model, fine_tune_layer, nested_base, unfreeze_from, with_augmentation
-from stages.common.params import load_params
-from stages.common.saving import load_model, save_model
-from stages.common.training import class_weights, fit, model_scope, prepared_splits
+from classifier.intake.classes import read_classes
+from classifier.core.cli import run_stage
+from classifier.core.layout import model_path
+from classifier.models.bases import augmentation, compile_model, fine_tune_layer, nested_base, unfreeze_from, with_augmentation
+from classifier.core.params import load_params
+from classifier.models.saving import load_model, save_model
+from classifier.models.training import class_weights, fit, model_scope, prepared_splits
 
 STAGE = "fine_tune"
 

@@ -13,12 +13,12 @@ with its classifier on top instead of a convolutional base, a weights file that 
 or is for another architecture: each stops the stage with one line, not five stages later.
 """
 
-from stages.common.backend import set_seed
-from stages.common.cli import run_stage
-from stages.common.layout import BASE_MODEL
-from stages.common.models import build_base, fine_tune_layer, leaf_layers
-from stages.common.params import load_params
-from stages.common.saving import save_model
+from classifier.core.backend import set_seed
+from classifier.core.cli import run_stage
+from classifier.core.layout import BASE_MODEL
+from classifier.models.bases import build_base, fine_tune_layer, leaf_layers
+from classifier.core.params import load_params
+from classifier.models.saving import save_model
 
 
 def main() -> None:

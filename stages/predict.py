@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.cli import StageError
-from stages.common.images import BadImage, decode_image
-from stages.common.layout import MODEL_STAGES, model_path
-from stages.common.prediction import class_names_of, predict_probabilities
-from stages.common.saving import load_model
+from classifier.core.cli import StageError
+from classifier.intake.images import BadImage, decode_image
+from classifier.core.layout import MODEL_STAGES, model_path
+from classifier.models.prediction import class_names_of, predict_probabilities
+from classifier.models.saving import load_model
 
 BATCH_SIZE = 32
 

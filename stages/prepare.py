@@ -20,11 +20,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from stages.common.classes import read_classes
-from stages.common.cli import StageError, run_stage
-from stages.common.images import BadImage, decode_image, prepared_paths
-from stages.common.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLIT_MANIFEST
-from stages.common.params import SPLITS, load_params
+from classifier.intake.classes import read_classes
+from classifier.core.cli import StageError, run_stage
+from classifier.intake.images import BadImage, decode_image, prepared_paths
+from classifier.core.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLIT_MANIFEST
+from classifier.core.params import SPLITS, load_params
 
 CHUNK = 16  # images per task given to a worker process
 

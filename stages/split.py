@@ -1,6 +1,6 @@
 """Stage `split`: copy the chosen raw images into data/split/<split>/<label>/ with a manifest.
 
-`data.raw_dir` holds one of the layouts of stages.common.raw_images. A collection that is
+`data.raw_dir` holds one of the layouts of classifier.intake.layouts. A collection that is
 not split (or lacks a validation or test split) is split per class by `data.split`:
 
 - fractions (train: 0.8, validation: 0.1, test: 0.1): each image goes by a hash of its
@@ -27,7 +27,7 @@ class folder with `/` as `__` (after `<class>__` when classes share a group's fo
 image: split, label, class (the original one), path (under data/split), source (where in
 data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256. Every problem is
 found before anything is written: the intake refuses links out of data.raw_dir, zip bombs and
-the like as it reads the folder (stages.common.raw_files), and every image chosen is read
+the like as it reads the folder (classifier.intake.raw_files), and every image chosen is read
 once (its content hashed, or just read) before data/split is removed and written again.
 """
 
@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import PurePosixPath
 
-from stages.common.classes import write_classes
-from stages.common.cli import run_stage
-from stages.common.layout import METRICS_DIR, SPLIT_DIR, SPLIT_MANIFEST
-from stages.common.params import SPLITS, SplitParams, load_params
-from stages.common.raw_images import (
+from classifier.intake.classes import write_classes
+from classifier.core.cli import run_stage
+from classifier.core.layout import METRICS_DIR, SPLIT_DIR, SPLIT_MANIFEST
+from classifier.core.params import SPLITS, SplitParams, load_params
+from classifier.intake.layouts import (
     INTEGER, KAGGLE, KAGGLE_DOWNLOAD, Collection, RawDataError, RawImage, examples, raw_collection,
 )
 

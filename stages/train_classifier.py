@@ -7,13 +7,13 @@ takes raw pixels like every other model.
 
 import numpy as np
 
-from stages.common.classes import read_classes
-from stages.common.cli import run_stage
-from stages.common.layout import BASE_MODEL, FEATURES_DIR, model_path
-from stages.common.models import compile_model, dense_classifier, preprocessing_mode, with_classifier
-from stages.common.params import load_params
-from stages.common.saving import load_model, save_model
-from stages.common.training import class_weights, fit, model_scope
+from classifier.intake.classes import read_classes
+from classifier.core.cli import run_stage
+from classifier.core.layout import BASE_MODEL, FEATURES_DIR, model_path
+from classifier.models.bases import compile_model, dense_classifier, preprocessing_mode, with_classifier
+from classifier.core.params import load_params
+from classifier.models.saving import load_model, save_model
+from classifier.models.training import class_weights, fit, model_scope
 
 STAGE = "train_classifier"
 

@@ -4,10 +4,10 @@ augmented images (the book's "feature extraction with data augmentation").
 Only the head learns: for VGG16, 4 trainable weight tensors out of 30.
 """
 
-from stages.common.classes import read_classes
-from stages.common.cli import run_stage
-from stages.common.layout import BASE_MODEL, model_path
-from stages.common.models import (
+from classifier.intake.classes import read_classes
+from classifier.core.cli import run_stage
+from classifier.core.layout import BASE_MODEL, model_path
+from classifier.models.bases import (
     augmentation,
     compile_model,
     dense_classifier,
@@ -17,9 +17,9 @@ from stages.common.models import (
     with_augmentation,
     with_classifier,
 )
-from stages.common.params import load_params
-from stages.common.saving import load_model, save_model
-from stages.common.training import class_weights, fit, model_scope, prepared_splits
+from classifier.core.params import load_params
+from classifier.models.saving import load_model, save_model
+from classifier.models.training import class_weights, fit, model_scope, prepared_splits
 
 STAGE = "train_frozen"
 

@@ -7,13 +7,13 @@
 
 import argparse
 
-from stages.common.classes import read_classes
-from stages.common.cli import run_stage
-from stages.common.layout import model_path
-from stages.common.models import augmentation, compile_model, small_convnet, with_augmentation
-from stages.common.params import load_params
-from stages.common.saving import save_model
-from stages.common.training import class_weights, fit, model_scope, prepared_splits
+from classifier.intake.classes import read_classes
+from classifier.core.cli import run_stage
+from classifier.core.layout import model_path
+from classifier.models.bases import augmentation, compile_model, small_convnet, with_augmentation
+from classifier.core.params import load_params
+from classifier.models.saving import save_model
+from classifier.models.training import class_weights, fit, model_scope, prepared_splits
 
 
 def main() -> None:

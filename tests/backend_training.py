@@ -55,10 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(args.work)
 
-    from stages.common.models import augmentation, compile_model, small_convnet, with_augmentation
-    from stages.common.params import load_params
-    from stages.common.saving import save_model
-    from stages.common.training import fit, model_scope
+    from classifier.models.bases import augmentation, compile_model, small_convnet, with_augmentation
+    from classifier.core.params import load_params
+    from classifier.models.saving import save_model
+    from classifier.models.training import fit, model_scope
 
     params = load_params(ROOT / "params.yaml")
     run = dataclasses.replace(params.training, resume=True, deterministic=True, distribute=args.distribute)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ALL_STAGES, ROOT, SHARED_IMAGES, TINY_PARAMS, copy_kaggle_images, make_repo, stock_keras_outputs
-from stages.common.layout import MODEL_STAGES
+from classifier.core.layout import MODEL_STAGES
 
 pytestmark = pytest.mark.e2e
 

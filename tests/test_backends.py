@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, stock_keras_outputs
-from stages.common import explaining, models, saving
-from stages.common.backend import backend_problem, set_seed
-from stages.common.params import load_params
+from classifier.evaluation import explaining
+from classifier.models import bases as models
+from classifier.models import saving
+from classifier.core.backend import backend_problem, set_seed
+from classifier.core.params import load_params
 
 OTHER_BACKENDS = ("jax", "torch")
 NO_TENSORFLOW = ROOT / "tests/no_tensorflow"  # its sitecustomize hides TensorFlow from the process
@@ -95,7 +97,8 @@ def test_a_model_saved_on_tensorflow_predicts_the_same_on_jax_and_torch(params, 
 GRAD_CAM = """
 import json, sys
 import numpy as np
-from stages.common import explaining, saving
+from classifier.evaluation import explaining
+from classifier.models import saving
 heatmaps, probabilities = explaining.grad_cam(saving.load_model("model.keras"), np.load("pixels.npy"))
 np.save("heatmaps.npy", heatmaps)
 print(json.dumps({"probabilities": probabilities.tolist()}))
@@ -146,8 +149,8 @@ def test_what_each_backend_refuses(monkeypatch, backend, distribute, jit, determ
 
 
 EXPORT_WITHOUT_TENSORFLOW = """
-from stages.common.backend import run_on_tensorflow
-from stages.common.cli import StageError
+from classifier.core.backend import run_on_tensorflow
+from classifier.core.cli import StageError
 try:
     run_on_tensorflow("export", "SavedModel and LiteRT are TensorFlow's formats")
 except StageError as error:
@@ -165,6 +168,6 @@ def test_a_stage_that_needs_tensorflow_says_so_in_one_line_where_it_is_missing(t
 
 
 def test_the_pinned_tensorflow_is_the_one_named():
-    from stages.common.backend import TENSORFLOW_VERSION
+    from classifier.core.backend import TENSORFLOW_VERSION
 
     assert f"tensorflow=={TENSORFLOW_VERSION}" in (ROOT / "requirements.txt").read_text()

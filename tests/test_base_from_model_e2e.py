@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_CIFAR10, make_repo, set_params
-from stages.common.models import nested_base
-from stages.common.saving import load_model, saved_class_names
+from classifier.models.bases import nested_base
+from classifier.models.saving import load_model, saved_class_names
 from test_multiclass_e2e import CIFAR10_CLASSES, PARAMS, copy_cifar
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""stages/common/batches.py: training batches from (memory-mapped) arrays, for any backend.
+"""classifier/models/batches.py: training batches from (memory-mapped) arrays, for any backend.
 (The same batches under JAX and torch, without TensorFlow: tests/test_backends.py.)"""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from stages.common.batches import ArrayBatches
+from classifier.models.batches import ArrayBatches
 
 
 def numbered(n: int, shape=(3, 2, 3)) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from stages.common import layout
+from classifier.core import layout
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -216,7 +216,7 @@ class ScriptReads(ast.NodeVisitor):
         self.local_functions = {node.name: node for node in self.tree.body if isinstance(node, ast.FunctionDef)}
         self.layout_names = set()
         for node in self.tree.body:
-            if isinstance(node, ast.ImportFrom) and node.module == "stages.common.layout":
+            if isinstance(node, ast.ImportFrom) and node.module == "classifier.core.layout":
                 self.layout_names |= {alias.asname or alias.name for alias in node.names}
         self.flag_names = set()  # names bound to a parsed command-line flag
         self.aliases: dict[str, tuple[str, ...]] = {}
@@ -406,10 +406,10 @@ def test_dvc_lists_every_stage():
 def test_import_scanner_follows_every_import_form(tmp_path, monkeypatch):
     """The scanner sees `from x import y`, `import x`, `from pkg import module` and relative imports."""
     assert stages_imports("stages/prepare.py") == {
-        "stages.common.classes", "stages.common.cli", "stages.common.images", "stages.common.layout",
-        "stages.common.params",
+        "classifier.intake.classes", "classifier.core.cli", "classifier.intake.images", "classifier.core.layout",
+        "classifier.core.params",
     }
-    assert code_closure("stages/common/images.py") == {"stages/common/images.py", "stages/common/layout.py"}
+    assert code_closure("classifier/intake/images.py") == {"classifier/intake/images.py", "classifier/core/layout.py"}
     package = tmp_path / "stages" / "common"
     package.mkdir(parents=True)
     for name in ("a", "b", "c", "d"):
@@ -423,15 +423,15 @@ def test_import_scanner_follows_every_import_form(tmp_path, monkeypatch):
 
 def test_packages_hold_only_the_log_filter():
     """Importing stages.x runs the packages' __init__.py; dvc.yaml leaves them out. stages/common's
-    is empty; stages' only starts the stderr filter (stages/common/startup_log.py), which decides
+    is empty; stages' only starts the stderr filter (stages/_startup_log.py), which decides
     which of TensorFlow's start-up lines are shown and cannot change any output: a change to it
     reruns nothing, on purpose. Any other code added there must become a dep of every stage."""
     body = parse("stages/common/__init__.py").body
     assert all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body), "has code"
-    assert stages_imports("stages/__init__.py") == {"stages.common.startup_log"}
-    assert stages_imports("stages/common/startup_log.py") == set()
+    assert stages_imports("stages/__init__.py") == {"stages._startup_log"}
+    assert stages_imports("stages/_startup_log.py") == set()
     for stage in STAGES:
-        assert "stages/common/startup_log.py" not in code_closure(script(stage)), stage
+        assert "stages/_startup_log.py" not in code_closure(script(stage)), stage
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -512,7 +512,7 @@ def test_helper_tables_match_the_helpers():
     """HELPER_PARAMS and PATH_HELPERS say what the helpers' source does."""
     defs = helper_defs()
     properties = {}  # properties of the params classes (BaseParams.is_file) -> the fields they read
-    for node in ast.walk(parse("stages/common/params.py")):
+    for node in ast.walk(parse("classifier/core/params.py")):
         if isinstance(node, ast.FunctionDef) and any(ast.unparse(d) == "property" for d in node.decorator_list):
             properties[node.name] = {
                 n.attr for n in ast.walk(node)

@@ -19,9 +19,9 @@ import yaml
 from test_explain import IMAGE_SIZE, tiny_transfer_model  # the tiny transfer models of explain's tests
 
 from stages import evaluate
-from stages.common.book import BOOK_NOTE
-from stages.common.cli import StageError
-from stages.common.evaluation import (
+from classifier.evaluation.book import BOOK_NOTE
+from classifier.core.cli import StageError
+from classifier.evaluation.metrics import (
     EPSILON,
     classification_metrics,
     confusion,
@@ -34,10 +34,10 @@ from stages.common.evaluation import (
     roc_curve,
     top_k_accuracy,
 )
-from stages.common.layout import MODEL_STAGES
-from stages.common.models import class_probabilities
-from stages.common.params import SplitParams, load_params
-from stages.common.saving import save_model
+from classifier.core.layout import MODEL_STAGES
+from classifier.models.bases import class_probabilities
+from classifier.core.params import SplitParams, load_params
+from classifier.models.saving import save_model
 
 REPO = Path(__file__).resolve().parents[1]
 

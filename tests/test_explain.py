@@ -1,4 +1,4 @@
-"""Stage `explain` and stages/common/explaining.py on tiny models built the way the stages build theirs:
+"""Stage `explain` and classifier/evaluation/explaining.py on tiny models built the way the stages build theirs:
 transfer models of two classes (one sigmoid unit) and three (softmax), and the book's small convnet."""
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import yaml
 from PIL import Image
 
 from stages import explain
-from stages.common import explaining, models, pictures
-from stages.common.cli import StageError
-from stages.common.evaluation import predicted_classes
-from stages.common.params import HeadParams
-from stages.common.prediction import predict_probabilities
-from stages.common.saving import load_model, save_model
+from classifier.evaluation import explaining
+from classifier.models import bases as models
+from classifier.evaluation import pictures
+from classifier.core.cli import StageError
+from classifier.evaluation.metrics import predicted_classes
+from classifier.core.params import HeadParams
+from classifier.models.prediction import predict_probabilities
+from classifier.models.saving import load_model, save_model
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_SIZE = 32

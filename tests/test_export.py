@@ -23,10 +23,12 @@ from PIL import Image
 
 from conftest import ROOT, TINY_PARAMS, set_params, stock_keras_outputs
 from stages import export
-from stages.common import card, exporting, saving
-from stages.common.cli import StageError
-from stages.common.models import class_probabilities
-from stages.common.params import load_params
+from classifier.serving import card
+from classifier.serving import exporting
+from classifier.models import saving
+from classifier.core.cli import StageError
+from classifier.models.bases import class_probabilities
+from classifier.core.params import load_params
 
 SIZE = 32
 CLASSES = ["ant", "bee", "cat"]

@@ -13,9 +13,9 @@ import yaml
 from PIL import Image
 
 from stages import prepare, split
-from stages.common.cli import StageError
-from stages.common.images import BadImage, decode_image, load_prepared, prepared_paths, to_rgb
-from stages.common.classes import read_classes
+from classifier.core.cli import StageError
+from classifier.intake.images import BadImage, decode_image, load_prepared, prepared_paths, to_rgb
+from classifier.intake.classes import read_classes
 
 REPO = Path(__file__).resolve().parents[1]
 KAGGLE_TRAIN = Path(__file__).resolve().parents[2] / "shared/datasets/dogs-vs-cats/train"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from test_raw_images import by_source, png, raises_raw_data_error, write_files, zip_bytes
 
-from stages.common.raw_images import ARRAYS, CLASS_FOLDERS, SPLIT_FOLDERS, raw_collection
+from classifier.intake.layouts import ARRAYS, CLASS_FOLDERS, SPLIT_FOLDERS, raw_collection
 
 @pytest.fixture
 def raw_dir(tmp_path):

@@ -15,10 +15,11 @@ import pytest
 
 from conftest import stock_keras_outputs
 from stages import train_frozen
-from stages.common import models, saving
-from stages.common.backend import set_seed
-from stages.common.cli import StageError
-from stages.common.params import KERAS_BASES, load_params
+from classifier.models import bases as models
+from classifier.models import saving
+from classifier.core.backend import set_seed
+from classifier.core.cli import StageError
+from classifier.core.params import KERAS_BASES, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BASE = ROOT.parent / "shared/models/efficientnet_lite0_notop.keras"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import ALL_STAGES, SHARED_CIFAR10, make_repo
-from stages.common.layout import MODEL_STAGES
-from stages.common.saving import load_model, saved_class_names
+from classifier.core.layout import MODEL_STAGES
+from classifier.models.saving import load_model, saved_class_names
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.common.cli import StageError
-from stages.common.params import KERAS_BASES, ParamsError, load_params
+from classifier.core.cli import StageError
+from classifier.core.params import KERAS_BASES, ParamsError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "params.yaml"

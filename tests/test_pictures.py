@@ -7,9 +7,10 @@ import keras
 import numpy as np
 from PIL import Image
 
-from stages.common import models, pictures
-from stages.common.evaluation import predicted_classes
-from stages.common.prediction import predict_probabilities
+from classifier.models import bases as models
+from classifier.evaluation import pictures
+from classifier.evaluation.metrics import predicted_classes
+from classifier.models.prediction import predict_probabilities
 
 MAX_SIDE = 4000  # pixels: a sane picture for a report
 

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params, stock_keras_outputs
 from PIL import Image
-from stages.common.layout import MODEL_STAGES
-from stages.common.prediction import predict_probabilities
-from stages.common.saving import load_model, saved_class_names
+from classifier.core.layout import MODEL_STAGES
+from classifier.models.prediction import predict_probabilities
+from classifier.models.saving import load_model, saved_class_names
 
 pytestmark = pytest.mark.e2e
 

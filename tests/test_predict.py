@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from stages import predict
-from stages.common import models, saving
-from stages.common.images import decode_image
-from stages.common.layout import MODEL_STAGES
-from stages.common.params import HeadParams
+from classifier.models import bases as models
+from classifier.models import saving
+from classifier.intake.images import decode_image
+from classifier.core.layout import MODEL_STAGES
+from classifier.core.params import HeadParams
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared/datasets/dogs-vs-cats/train"
 IMAGE_SIZE = 32

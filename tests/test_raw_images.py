@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from stages.common import raw_files
-from stages.common.cli import StageError
-from stages.common.raw_files import RawDataError, RawTree
-from stages.common.raw_images import KAGGLE, SPLIT_FOLDERS, raw_collection
+from classifier.intake import raw_files
+from classifier.core.cli import StageError
+from classifier.intake.raw_files import RawDataError, RawTree
+from classifier.intake.layouts import KAGGLE, SPLIT_FOLDERS, raw_collection
 
 DOWNLOAD_HINT = "kaggle competitions download -c dogs-vs-cats"
 

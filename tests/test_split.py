@@ -16,10 +16,10 @@ from PIL import Image
 from test_raw_images import jpeg, png, write_files, zip_bytes
 
 from stages import split
-from stages.common.cli import run_stage
-from stages.common.layout import CLASSES_FILE, SPLIT_DIR, SPLIT_MANIFEST
-from stages.common.params import ParamsError
-from stages.common.raw_images import RawDataError, RawImage
+from classifier.core.cli import run_stage
+from classifier.core.layout import CLASSES_FILE, SPLIT_DIR, SPLIT_MANIFEST
+from classifier.core.params import ParamsError
+from classifier.intake.layouts import RawDataError, RawImage
 
 REPO = Path(__file__).resolve().parents[1]
 RANGES = {"train": (0, 3), "validation": (3, 5), "test": (5, 6)}

@@ -1,4 +1,4 @@
-"""stages/common/training.py: fit with dvclive and the best epoch,
+"""classifier/models/training.py: fit with dvclive and the best epoch,
 resuming from per-epoch checkpoints, seeding, devices and precision (model_scope)."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not public
 
-from stages.common.backend import set_seed
-from stages.common.batches import ArrayBatches
-from stages.common.cli import StageError
-from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
-from stages.common.models import augmentation, compile_model, small_convnet, with_augmentation
-from stages.common.params import AugmentationParams, RunParams, load_params
-from stages.common.training import fit, model_scope, seed_states
+from classifier.core.backend import set_seed
+from classifier.models.batches import ArrayBatches
+from classifier.core.cli import StageError
+from classifier.core.layout import CHECKPOINTS_DIR, stage_metrics_dir
+from classifier.models.bases import augmentation, compile_model, small_convnet, with_augmentation
+from classifier.core.params import AugmentationParams, RunParams, load_params
+from classifier.models.training import fit, model_scope, seed_states
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -437,7 +437,7 @@ def test_deterministic_scope_turns_op_determinism_on(op_determinism_off):
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same():
-    from stages.common.training import class_weights
+    from classifier.models.training import class_weights
 
     labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
     weights = class_weights("balanced", labels, 3)

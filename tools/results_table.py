@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
 
-from stages.common.book import BOOK_ACCURACY, BOOK_COLUMNS, compares_with_book  # noqa: E402
-from stages.common.layout import CLASSES_FILE, EVALUATION_METRICS, MODEL_STAGES, stage_metrics_dir  # noqa: E402
+from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, compares_with_book  # noqa: E402
+from classifier.core.layout import CLASSES_FILE, EVALUATION_METRICS, MODEL_STAGES, stage_metrics_dir  # noqa: E402
 
 
 def metrics_files() -> list[str]:

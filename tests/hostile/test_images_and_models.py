@@ -38,9 +38,9 @@ import yaml
 from PIL import Image
 
 from stages import load_base, predict
-from stages.common import saving
-from stages.common.cli import StageError
-from stages.common.images import BadImage, decode_image
+from classifier.models import saving
+from classifier.core.cli import StageError
+from classifier.intake.images import BadImage, decode_image
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 16  # the tiny classifier's input side

@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.common.cli import StageError
-from stages.common.params import ParamsError, load_params
-from stages.common.startup_log import noise_pattern
+from classifier.core.cli import StageError
+from classifier.core.params import ParamsError, load_params
+from stages._startup_log import noise_pattern
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,9 +68,9 @@ def test_impossible_params_are_one_line(tmp_path, keys, value, message):
 TRAINING = textwrap.dedent("""
     import sys, time
     import keras, numpy as np
-    from stages.common.cli import run_stage
-    from stages.common.models import compile_model
-    from stages.common.training import fit
+    from classifier.core.cli import run_stage
+    from classifier.models.bases import compile_model
+    from classifier.models.training import fit
 
     class Slow(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -116,7 +116,7 @@ def checkpoint_epoch(work: Path) -> int:
 
 
 def test_a_second_run_of_a_training_stage_is_refused_naming_the_first(tmp_path, monkeypatch):
-    from stages.common.training import only_run
+    from classifier.models.training import only_run
 
     first = start_training(tmp_path)
     try:

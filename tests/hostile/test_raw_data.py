@@ -51,9 +51,9 @@ import yaml
 from PIL import Image
 
 from stages import split
-from stages.common import raw_files
-from stages.common.cli import run_stage
-from stages.common.layout import SPLIT_DIR, SPLIT_MANIFEST
+from classifier.intake import raw_files
+from classifier.core.cli import run_stage
+from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST
 
 REPO = Path(__file__).resolve().parents[2]
 RANGES = {"train": [0, 3], "validation": [3, 5], "test": [5, 6]}  # cat.3.jpg is a validation image
@@ -276,7 +276,7 @@ def test_a_member_over_its_cap(work, raw, monkeypatch):
     (raw / "train.zip").write_bytes(zip_bytes(members))
     message = refused(work, raw)
     assert message.startswith(f"{raw / 'train.zip'}:train/cat.3.jpg declares 3.0 MiB, over the 1.0 MiB an image may")
-    assert "(MAX_IMAGE_BYTES in stages/common/raw_files.py)" in message
+    assert "(MAX_IMAGE_BYTES in classifier/intake/raw_files.py)" in message
     assert "refusing the archive as a zip bomb" in message
 
 

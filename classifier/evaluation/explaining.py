@@ -14,10 +14,10 @@ from typing import Callable
 import keras
 import numpy as np
 
-from stages.common.backend import gradient
-from stages.common.cli import StageError
-from stages.common.evaluation import predicted_classes
-from stages.common.models import call_in, class_probabilities, convolutional_layers, feature_layer, leaf_layers
+from classifier.core.backend import gradient
+from classifier.core.cli import StageError
+from classifier.evaluation.metrics import predicted_classes
+from classifier.models.bases import call_in, class_probabilities, convolutional_layers, feature_layer, leaf_layers
 
 GRADCAM_CLASSES = 8  # heatmaps for the first classes only: a hundred classes would make a giant picture
 ASCENT_STEP = 2.0  # pixel levels per normalized gradient step

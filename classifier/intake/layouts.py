@@ -11,7 +11,7 @@
    `x_train.npy` + `y_train.csv`); a single pair naming no split is an unsplit collection.
 
 Images have one of IMAGE_EXTENSIONS (any letter case). The folder is read as one tree of
-loose files and zip members (stages.common.raw_files). A single top folder with no
+loose files and zip members (classifier.intake.raw_files). A single top folder with no
 image or array beside it or directly in it (flower_photos.zip's `flower_photos/`), and
 not named as a split, is looked into first.
 Then, in this order: `.npy` files mean arrays; Kaggle-named images that are not already
@@ -41,8 +41,8 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from stages.common.classes import DOGS_VS_CATS
-from stages.common.raw_files import IMAGE_EXTENSIONS, RawDataError, RawFile, RawTree, duplicate_error
+from classifier.intake.classes import DOGS_VS_CATS
+from classifier.intake.raw_files import IMAGE_EXTENSIONS, RawDataError, RawFile, RawTree, duplicate_error
 
 KAGGLE_CLASSES = tuple(DOGS_VS_CATS)  # label 0 cat, 1 dog
 KAGGLE_NAME = re.compile(rf"^({'|'.join(KAGGLE_CLASSES)})\.(\d+)\.jpg$")

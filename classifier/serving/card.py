@@ -7,8 +7,8 @@ import json
 
 import keras
 
-from stages.common.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE
-from stages.common.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, model_path
+from classifier.serving.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE
+from classifier.core.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, model_path
 
 def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict, formats: list[str]) -> str:
     size, path = model.input_shape[1], model_path(name)

@@ -7,10 +7,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from stages.common.cli import StageError
-from stages.common.layout import CLASSES_FILE
-from stages.common.models import class_count, class_probabilities
-from stages.common.saving import saved_class_names
+from classifier.core.cli import StageError
+from classifier.core.layout import CLASSES_FILE
+from classifier.models.bases import class_count, class_probabilities
+from classifier.models.saving import saved_class_names
 
 
 def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):

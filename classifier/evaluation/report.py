@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.common.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
-from stages.common.evaluation import most_confused, per_class_scores
+from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
+from classifier.evaluation.metrics import most_confused, per_class_scores
 
 CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed
 LISTED_CLASSES = 10  # up to this many classes, the summary counts each class's test images

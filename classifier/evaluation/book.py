@@ -1,6 +1,6 @@
 """Reference numbers from Chollet, Deep Learning with Python, for the tables and the report."""
 
-from stages.common.classes import DOGS_VS_CATS
+from classifier.intake.classes import DOGS_VS_CATS
 
 # Test accuracy with 2,000 training images: 1st edition (ch. 5, pixels / 255) and
 # 2nd edition (ch. 8, VGG16's own preprocessing).

@@ -14,11 +14,11 @@ import keras
 import numpy as np
 from keras import layers
 
-from stages.common.augmentation import BookAugmentation
-from stages.common.backend import jit_compile_setting
-from stages.common.cli import StageError
-from stages.common.params import KERAS_BASES, AugmentationParams, BaseParams, HeadParams
-from stages.common.saving import load_model, load_weights
+from classifier.models.augmentation import BookAugmentation
+from classifier.core.backend import jit_compile_setting
+from classifier.core.cli import StageError
+from classifier.core.params import KERAS_BASES, AugmentationParams, BaseParams, HeadParams
+from classifier.models.saving import load_model, load_weights
 
 
 def preprocessing_mode(base: BaseParams) -> str:

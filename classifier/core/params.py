@@ -20,9 +20,9 @@ from typing import Literal
 
 import yaml
 
-from stages.common.backend import backend_problem
-from stages.common.cli import StageError
-from stages.common.layout import BASES_DIR
+from classifier.core.backend import backend_problem
+from classifier.core.cli import StageError
+from classifier.core.layout import BASES_DIR
 
 PARAMS_FILE = Path("params.yaml")
 SPLITS = ("train", "validation", "test")

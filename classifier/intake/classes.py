@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from stages.common.cli import StageError
-from stages.common.layout import CLASSES_FILE
+from classifier.core.cli import StageError
+from classifier.core.layout import CLASSES_FILE
 
 # The book's data set: its accuracies are shown beside ours only for these classes.
 DOGS_VS_CATS = ["cat", "dog"]

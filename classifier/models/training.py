@@ -1,5 +1,5 @@
 """Training shared by the stages: seeding and devices, dvclive logging, the best epoch,
-and per-epoch checkpoints to resume an interrupted stage. Batches come from stages.common.batches."""
+and per-epoch checkpoints to resume an interrupted stage. Batches come from classifier.models.batches."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import keras
 import numpy as np
 from dvclive import Live
 
-from stages.common.backend import backend_problem, devices, global_random_state, set_global_random_state, set_seed
-from stages.common.batches import ArrayBatches
-from stages.common.cli import StageError
-from stages.common.images import load_prepared
-from stages.common.layout import CHECKPOINTS_DIR, stage_metrics_dir
-from stages.common.params import PARAMS_FILE, RunParams
+from classifier.core.backend import backend_problem, devices, global_random_state, set_global_random_state, set_seed
+from classifier.models.batches import ArrayBatches
+from classifier.core.cli import StageError
+from classifier.intake.images import load_prepared
+from classifier.core.layout import CHECKPOINTS_DIR, stage_metrics_dir
+from classifier.core.params import PARAMS_FILE, RunParams
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
 

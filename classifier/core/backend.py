@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from stages.common.cli import StageError
+from classifier.core.cli import StageError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 TENSORFLOW_VERSION = "2.21.0"  # as pinned in requirements.txt

@@ -1,5 +1,5 @@
 """The pictures (matplotlib, no display needed): evaluate's worst mistakes; explain's activations,
-filter patterns and Grad-CAM heatmaps, drawn from the arrays stages/common/explaining.py computes."""
+filter patterns and Grad-CAM heatmaps, drawn from the arrays classifier/evaluation/explaining.py computes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only: works on a headless server
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from stages.common.evaluation import predicted_classes  # noqa: E402
+from classifier.evaluation.metrics import predicted_classes  # noqa: E402
 
 COLUMNS = 4
 DPI = 80

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stages.common.layout import PREPARED_DIR
+from classifier.core.layout import PREPARED_DIR
 
 
 class BadImage(ValueError):

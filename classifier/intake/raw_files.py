@@ -47,7 +47,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterator
 
-from stages.common.cli import StageError
+from classifier.core.cli import StageError
 
 try:
     from lzma import LZMAError
@@ -106,7 +106,7 @@ def cap_text(path: PurePosixPath) -> str:
         what, name, limit = "a labels .csv", "MAX_TABLE_BYTES", MAX_TABLE_BYTES
     else:
         what, name, limit = "a zip member", "MAX_MEMBER_BYTES", MAX_MEMBER_BYTES
-    return f"the {size_text(limit)} {what} may be ({name} in stages/common/raw_files.py)"
+    return f"the {size_text(limit)} {what} may be ({name} in classifier/intake/raw_files.py)"
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,7 @@ class RawTree:
         if is_bomb(member.file_size, member.compress_size) and member_path(member).suffix.lower() != ".csv":
             raise RawDataError(
                 f"{shown} would inflate {size_text(member.compress_size)} to {size_text(member.file_size)}, "
-                f"more than {BOMB_RATIO} times (BOMB_RATIO in stages/common/raw_files.py); refusing the archive "
+                f"more than {BOMB_RATIO} times (BOMB_RATIO in classifier/intake/raw_files.py); refusing the archive "
                 f"as a zip bomb: if that data is genuine, extract it into data.raw_dir yourself"
             )
 
@@ -424,7 +424,7 @@ def check_archive_ratio(members: list[zipfile.ZipInfo], archive: str, archive_si
     if is_bomb(total, archive_size):
         raise RawDataError(
             f"{archive}'s members would inflate its {size_text(archive_size)} to {size_text(total)}, more than "
-            f"{BOMB_RATIO} times (BOMB_RATIO in stages/common/raw_files.py); refusing the archive as a zip bomb: "
+            f"{BOMB_RATIO} times (BOMB_RATIO in classifier/intake/raw_files.py); refusing the archive as a zip bomb: "
             f"if that data is genuine, extract it into data.raw_dir yourself"
         )
 

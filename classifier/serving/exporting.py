@@ -19,9 +19,9 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import fingerprint_pb2
 
-from stages.common.cli import StageError
-from stages.common.params import EXPORT_CONVERTERS
-from stages.common.saving import first_sentence
+from classifier.core.cli import StageError
+from classifier.core.params import EXPORT_CONVERTERS
+from classifier.models.saving import first_sentence
 
 # Each format's file or folder inside the export folder, in the order they are written.
 FILES = {"saved_model": "saved_model", "litert": "model.tflite", "onnx": "model.onnx"}
