@@ -1,6 +1,7 @@
 # make demo   install, then run the whole pipeline offline on generated images (~6 min on 2 cores, install included)
-# make test   install with the test tools (the ONNX converter, JAX and PyTorch), then run the test suite (unit + end-to-end)
-# make unit   the fast tests only (no `dvc repro`)
+# make test   install with the test tools (the ONNX converter, JAX and PyTorch), then lint and run the test suite (unit + end-to-end)
+# make unit   lint, then the fast tests only (no `dvc repro`)
+# make lint   ruff's lint and format check, and the import layers (pyproject.toml configures all three)
 # make bench  each stage's speed against this machine's limit, memory on 25,000 images, Keras backends vs TensorFlow (~18 min)
 
 PYTHON ?= python3
@@ -20,7 +21,7 @@ DEMO_PARAMS := -S data.raw_dir=$(DEMO_DATA) -S data.image_size=64 \
 	-S train_classifier.epochs=15 -S train_frozen.epochs=3 -S train_frozen.learning_rate=1e-4 -S fine_tune.epochs=3 \
 	-S train_scratch.epochs=6 -S train_scratch_augmented.epochs=6
 
-.PHONY: install install-test demo test unit bench
+.PHONY: install install-test demo lint test unit bench
 
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +41,15 @@ demo: install
 	dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) $(DEMO_PARAMS)
 	python tools/results_table.py --exp $(DEMO_EXP)
 
-test: install-test
+lint: install-test
+	ruff check .
+	ruff format --check .
+	lint-imports --no-logo --no-cache
+
+test: lint
 	python -m pytest
 
-unit: install-test
+unit: lint
 	python -m pytest -m 'not e2e'
 
 bench: install-test  # the backend table needs JAX and PyTorch

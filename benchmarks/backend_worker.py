@@ -31,11 +31,13 @@ def measure(batch_size: int, extract_batch_size: int, seed: int = 0) -> dict:
 
     from benchmarks.throughput import for_training, frozen_classifier, load_base
     from classifier.core.backend import set_seed
-    from classifier.models.batches import ArrayBatches
-    from classifier.intake.images import load_prepared
-    from classifier.models.bases import feature_extractor, fine_tune_layer, nested_base, unfreeze_from
     from classifier.core.params import load_params
-    from stages.extract_features import extract
+    from classifier.intake.prepared import load_prepared
+    from classifier.models.assembly import feature_extractor
+    from classifier.models.bases import fine_tune_layer
+    from classifier.models.batches import ArrayBatches
+    from classifier.models.graph import nested_base, unfreeze_from
+    from classifier.models.prediction import predict_to_file
 
     set_seed(seed)  # as every stage
     params = load_params(ROOT / "params.yaml")
@@ -45,7 +47,7 @@ def measure(batch_size: int, extract_batch_size: int, seed: int = 0) -> dict:
 
     def extract_features():
         extractor = feature_extractor(base.model, size, base.mode)
-        return lambda: extract(extractor, images, extract_batch_size, Path("features.npy"))
+        return lambda: predict_to_file(extractor, images, extract_batch_size, Path("features.npy"))
 
     def epoch(unfreeze_top: bool):
         """One epoch of stage train_frozen's model or, with `unfreeze_top`, of stage fine_tune's."""
@@ -57,9 +59,18 @@ def measure(batch_size: int, extract_batch_size: int, seed: int = 0) -> dict:
         batches = ArrayBatches(images, labels, batch_size, seed=seed)
         return lambda: trained.fit(batches, epochs=1, verbose=0)
 
-    report = {"backend": keras.backend.backend(), "base": base.description, "images": len(labels),
-              "seconds": {}, "failed": {}}
-    setups = {"extract_features": extract_features, "train_frozen": lambda: epoch(False), "fine_tune": lambda: epoch(True)}
+    report = {
+        "backend": keras.backend.backend(),
+        "base": base.description,
+        "images": len(labels),
+        "seconds": {},
+        "failed": {},
+    }
+    setups = {
+        "extract_features": extract_features,
+        "train_frozen": lambda: epoch(False),
+        "fine_tune": lambda: epoch(True),
+    }
     for name, setup in setups.items():
         try:
             run = setup()

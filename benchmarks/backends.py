@@ -43,12 +43,25 @@ class Worker:
     def __call__(self) -> dict[str, float]:
         if self.crashed:
             return {}
-        command = [sys.executable, "-m", "benchmarks.backend_worker", "--batch-size", str(BATCH_SIZE),
-                   "--extract-batch-size", str(EXTRACT_BATCH_SIZE)]
-        environment = {**os.environ, "KERAS_BACKEND": self.backend, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.backend_worker",
+            "--batch-size",
+            str(BATCH_SIZE),
+            "--extract-batch-size",
+            str(EXTRACT_BATCH_SIZE),
+        ]
+        environment = {
+            **os.environ,
+            "KERAS_BACKEND": self.backend,
+            "PYTHONPATH": str(ROOT),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
         try:
-            result = subprocess.run(command, cwd=self.folder, env=environment, capture_output=True, text=True,
-                                    timeout=WORKER_TIMEOUT)
+            result = subprocess.run(
+                command, cwd=self.folder, env=environment, capture_output=True, text=True, timeout=WORKER_TIMEOUT
+            )
         except subprocess.TimeoutExpired:
             return self.crash(f"no result within {WORKER_TIMEOUT} s")
         if result.returncode:
@@ -71,8 +84,9 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def backend_rows(best: dict[str, dict[str, float]], failed: dict[str, dict[str, str]], images: int,
-                 note: str) -> list[Row]:
+def backend_rows(
+    best: dict[str, dict[str, float]], failed: dict[str, dict[str, str]], images: int, note: str
+) -> list[Row]:
     """One row per (measurement, backend), in `best`'s order of backends: its images/s, and the
     ratio to TensorFlow's (TensorFlow's own row: 1.00x); a measurement without a time says why."""
     rows = []
@@ -97,12 +111,22 @@ def backend_rows(best: dict[str, dict[str, float]], failed: dict[str, dict[str, 
 
 
 def skipped_rows(missing: list[str]) -> list[Row]:
-    return [Row(f"backend {backend}", "skipped: not installed", "-", math.nan, None,
-                f"`pip install -r {REQUIREMENTS[backend]}` to measure it") for backend in missing]
+    return [
+        Row(
+            f"backend {backend}",
+            "skipped: not installed",
+            "-",
+            math.nan,
+            None,
+            f"`pip install -r {REQUIREMENTS[backend]}` to measure it",
+        )
+        for backend in missing
+    ]
 
 
-def backends_measured(folder: Path, images: Path, per_class: int, size: int, rounds: int,
-                      backends: tuple[str, ...] = BACKENDS) -> list[Row]:
+def backends_measured(
+    folder: Path, images: Path, per_class: int, size: int, rounds: int, backends: tuple[str, ...] = BACKENDS
+) -> list[Row]:
     """Prepare `per_class` images of each class in `folder`, run the workers taking turns for
     `rounds` rounds, and give the rows."""
     present = [backend for backend in backends if importlib.util.find_spec(backend) is not None]
@@ -114,8 +138,11 @@ def backends_measured(folder: Path, images: Path, per_class: int, size: int, rou
     best = taking_turns(rounds, workers)
     report = next((worker.report for worker in workers.values() if worker.report), {})
     count = report.get("images", 2 * per_class)
-    note = (f"all backend rows: {count} images at {size}x{size}, base {report.get('base', '-')}, batch {BATCH_SIZE} "
-            f"(extract_features {EXTRACT_BATCH_SIZE}); each backend in its own process, after a warm-up pass; "
-            f"best of {rounds} round(s), the backends taking turns")
-    return backend_rows(best, {backend: worker.failed for backend, worker in workers.items()}, count, note) + \
-        skipped_rows(missing)
+    note = (
+        f"all backend rows: {count} images at {size}x{size}, base {report.get('base', '-')}, batch {BATCH_SIZE} "
+        f"(extract_features {EXTRACT_BATCH_SIZE}); each backend in its own process, after a warm-up pass; "
+        f"best of {rounds} round(s), the backends taking turns"
+    )
+    return backend_rows(
+        best, {backend: worker.failed for backend, worker in workers.items()}, count, note
+    ) + skipped_rows(missing)

@@ -9,7 +9,8 @@ from tools.scratch_repo import TINY_PARAMS, Repo, kaggle_images, make_repo
 
 
 def finished_repo(folder: Path, raw_images: Path, raw_count: int) -> Repo:
-    """The project with `raw_count` images per class in data/raw, reproduced as the tests' tiny pipeline and committed."""
+    """The project with `raw_count` images per class in data/raw, reproduced as the tests' tiny pipeline,
+    and committed."""
     repo = make_repo(folder, TINY_PARAMS, kaggle_images(raw_images, raw_count))
     repo.repro()
     repo.commit("finished pipeline")
@@ -19,6 +20,10 @@ def finished_repo(folder: Path, raw_images: Path, raw_count: int) -> Repo:
 def bench_dvc(repo: Repo, rounds: int) -> Row:
     seconds = best_of(rounds, {"status": lambda: repo.dvc("status"), "repro": lambda: repo.dvc("repro")})
     return Row(
-        "dvc repro, nothing to do", f"{seconds['repro']:.2f} s", f"{seconds['status']:.2f} s (dvc status)",
-        seconds["status"] / seconds["repro"], None, f"best of {rounds}, on the finished tiny pipeline",
+        "dvc repro, nothing to do",
+        f"{seconds['repro']:.2f} s",
+        f"{seconds['status']:.2f} s (dvc status)",
+        seconds["status"] / seconds["repro"],
+        None,
+        f"best of {rounds}, on the finished tiny pipeline",
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass
@@ -36,8 +36,10 @@ class Rows(list):
 
     def append(self, row: Row) -> None:
         super().append(row)
-        print(f"bench: {row.name}: {row.ratio_text} ({row.verdict}): ours {row.ours}, reference {row.reference}",
-              flush=True)
+        print(
+            f"bench: {row.name}: {row.ratio_text} ({row.verdict}): ours {row.ours}, reference {row.reference}",
+            flush=True,
+        )
 
     def __iadd__(self, rows):
         for row in rows:
@@ -63,11 +65,13 @@ def taking_turns(rounds: int, contenders: dict[str, Callable[[], dict[str, float
 
 def best_of(rounds: int, contenders: dict[str, Callable[[], object]]) -> dict[str, float]:
     """Each contender's fastest time in seconds, the contenders taking turns."""
+
     def timed(run):
         def timing() -> dict[str, float]:
             started = time.perf_counter()
             run()
             return {"run": time.perf_counter() - started}
+
         return timing
 
     best = taking_turns(rounds, {name: timed(run) for name, run in contenders.items()})

@@ -41,13 +41,15 @@ def lay_out_split(images: Path, split: str, per_class: int, start: int = 0, cycl
             name = f"{label}.{index}.jpg"
             source = images / f"{label}.{index % cycle if cycle else index}.jpg"
             (folder / name).symlink_to(source.resolve())
-            rows.append({"split": split, "label": label, "class": label, "path": f"{split}/{label}/{name}", "source": name})
+            rows.append(
+                {"split": split, "label": label, "class": label, "path": f"{split}/{label}/{name}", "source": name}
+            )
     return rows
 
 
 def prepare_train(images: Path, per_class: int, size: int) -> None:
     """data/prepared/train_* in the working directory: `per_class` images of each class, by stage prepare's code."""
-    from stages.prepare import prepare_split
+    from classifier.intake.preparation import prepare_split
 
     Path("data/prepared").mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor() as pool:
@@ -58,8 +60,16 @@ def write_manifest(work: Path) -> None:
     rows = []
     for path in sorted((work / "data/split").rglob("*.jpg")):
         split, label, name = path.relative_to(work / "data/split").parts
-        rows.append({"split": split, "label": label, "class": label, "path": f"{split}/{label}/{name}",
-                     "source": name, "sha256": ""})
+        rows.append(
+            {
+                "split": split,
+                "label": label,
+                "class": label,
+                "path": f"{split}/{label}/{name}",
+                "source": name,
+                "sha256": "",
+            }
+        )
     with open(work / "data/split/manifest.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=["split", "label", "class", "path", "source", "sha256"])
         writer.writeheader()

@@ -21,8 +21,13 @@ from tools.scratch_repo import set_params
 def peak_memory(command: list[str], cwd: Path) -> tuple[int, int]:
     """Run `command`; (peak resident bytes, peak anonymous bytes) of its process tree, sampled every 20 ms."""
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty command cannot fill it and stall
-        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         peak_rss = peak_anon = 0
         while process.poll() is None:
             rss = anon = 0
@@ -88,8 +93,15 @@ def memory_rows(folder: Path, images: Path, distinct: int, per_class_sizes: list
             (work / "bases").mkdir()
             shutil.copy2(base_file, work / "bases")
             shutil.copy2(ROOT / "params.yaml", work)
-            set_params(work, {("data", "image_size"): size, ("base", "name"): f"bases/{base_file.name}",
-                              ("base", "weights"): None, ("base", "fine_tune_from"): "last_conv"})
+            set_params(
+                work,
+                {
+                    ("data", "image_size"): size,
+                    ("base", "name"): f"bases/{base_file.name}",
+                    ("base", "weights"): None,
+                    ("base", "fine_tune_from"): "last_conv",
+                },
+            )
             for stage in ("prepare", "load_base", "extract_features"):
                 measured[(per_class, stage)] = peak_memory([sys.executable, "-m", f"stages.{stage}"], work)
             data_bytes = sum(path.stat().st_size for path in (work / "data/prepared").glob("*_images.npy"))
@@ -98,12 +110,18 @@ def memory_rows(folder: Path, images: Path, distinct: int, per_class_sizes: list
     rows = []
     for stage in ("prepare", "extract_features"):
         (small_rss, small_anon), (large_rss, large_anon) = measured[(small, stage)], measured[(large, stage)]
-        rows.append(Row(
-            f"memory: {stage}", f"{mib(large_rss)} peak RSS at {2 * large:,} images",
-            f"{mib(small_rss)} at {2 * small:,} images", small_rss / large_rss, 0.5,
-            f"anonymous {mib(small_anon)} -> {mib(large_anon)}; prepared arrays {mib(measured[(small, 'data')])} -> "
-            f"{mib(measured[(large, 'data')])}",
-        ))
+        rows.append(
+            Row(
+                f"memory: {stage}",
+                f"{mib(large_rss)} peak RSS at {2 * large:,} images",
+                f"{mib(small_rss)} at {2 * small:,} images",
+                small_rss / large_rss,
+                0.5,
+                f"anonymous {mib(small_anon)} -> {mib(large_anon)}; "
+                f"prepared arrays {mib(measured[(small, 'data')])} -> "
+                f"{mib(measured[(large, 'data')])}",
+            )
+        )
     return rows
 
 

@@ -27,11 +27,15 @@ class Base(NamedTuple):
 def load_base() -> Base:
     import keras
 
-    from classifier.core.params import BaseParams
+    from classifier.core.schema import BaseParams
 
     if SHARED_BASE.is_file():
-        model, mode, name, description = (keras.models.load_model(SHARED_BASE, compile=False), "none",
-                                          str(SHARED_BASE), "EfficientNet-Lite0 (ImageNet)")
+        model, mode, name, description = (
+            keras.models.load_model(SHARED_BASE, compile=False),
+            "none",
+            str(SHARED_BASE),
+            "EfficientNet-Lite0 (ImageNet)",
+        )
     else:
         model = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(None, None, 3))
         mode, name, description = "mobilenet_v2", "mobilenet_v2", "MobileNetV2 (random weights)"
@@ -41,7 +45,9 @@ def load_base() -> Base:
 
 def frozen_classifier(base, mode: str, size: int, params):
     """The frozen base with a fresh dense head: the model stage train_frozen saves."""
-    from classifier.models.bases import dense_classifier, freeze, with_classifier
+    from classifier.models.assembly import with_classifier
+    from classifier.models.graph import freeze
+    from classifier.models.heads import dense_classifier
 
     freeze(base)
     head = dense_classifier(base.compute_output_shape((None, size, size, 3))[1:], params.head, len(CLASSES))
@@ -50,7 +56,8 @@ def frozen_classifier(base, mode: str, size: int, params):
 
 def for_training(model, params, seed: int, augment: bool = True):
     """`model` as stages train_frozen and fine_tune train it: the augmentation in front, compiled."""
-    from classifier.models.bases import augmentation, compile_model, with_augmentation
+    from classifier.models.assembly import compile_model
+    from classifier.models.augmentation import augmentation, with_augmentation
 
     trained = with_augmentation(model, augmentation(params.augmentation, seed)) if augment else model
     compile_model(trained, LEARNING_RATE)
@@ -59,7 +66,7 @@ def for_training(model, params, seed: int, augment: bool = True):
 
 def bench_prepare(split: str, rows: list[dict], size: int, rounds: int) -> Row:
     from classifier.intake.images import decode_image
-    from stages.prepare import prepare_split
+    from classifier.intake.preparation import prepare_split
 
     paths = [Path("data/split") / row["path"] for row in rows]
     Path("data/prepared").mkdir(parents=True, exist_ok=True)
@@ -74,28 +81,38 @@ def bench_prepare(split: str, rows: list[dict], size: int, rounds: int) -> Row:
 
     seconds = best_of(rounds, {"plain": plain_loop, "stage": stage})
     return Row(
-        "prepare", rate(len(rows), seconds["stage"]), f"{rate(len(rows), seconds['plain'])} (PIL loop, 1 process)",
-        seconds["plain"] / seconds["stage"], 1.7, f"{len(rows)} images -> {size}x{size}, {os.cpu_count()} cores",
+        "prepare",
+        rate(len(rows), seconds["stage"]),
+        f"{rate(len(rows), seconds['plain'])} (PIL loop, 1 process)",
+        seconds["plain"] / seconds["stage"],
+        1.7,
+        f"{len(rows)} images -> {size}x{size}, {os.cpu_count()} cores",
     )
 
 
 def bench_extract(images, base, mode: str, batch_size: int, out: Path, rounds: int) -> Row:
     import numpy as np
 
-    from classifier.models.bases import feature_extractor
-    from stages.extract_features import extract
+    from classifier.models.assembly import feature_extractor
+    from classifier.models.prediction import predict_to_file
 
     extractor = feature_extractor(base, images.shape[1], mode)
     in_memory = np.asarray(images, dtype=np.float32)
     extractor.predict(in_memory[:batch_size], batch_size=batch_size, verbose=0)  # trace both paths once
     extractor.predict_on_batch(in_memory[:batch_size])
-    seconds = best_of(rounds, {
-        "limit": lambda: extractor.predict(in_memory, batch_size=batch_size, verbose=0),
-        "stage": lambda: extract(extractor, images, batch_size, out),
-    })
+    seconds = best_of(
+        rounds,
+        {
+            "limit": lambda: extractor.predict(in_memory, batch_size=batch_size, verbose=0),
+            "stage": lambda: predict_to_file(extractor, images, batch_size, out),
+        },
+    )
     return Row(
-        "extract_features", rate(len(images), seconds["stage"]),
-        f"{rate(len(images), seconds['limit'])} (predict, float32 in memory)", seconds["limit"] / seconds["stage"], 0.9,
+        "extract_features",
+        rate(len(images), seconds["stage"]),
+        f"{rate(len(images), seconds['limit'])} (predict, float32 in memory)",
+        seconds["limit"] / seconds["stage"],
+        0.9,
         f"{len(images)} images, batch {batch_size}",
     )
 
@@ -105,8 +122,8 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     import numpy as np
     import tensorflow as tf
 
-    from classifier.models.batches import ArrayBatches
     from classifier.core.params import load_params
+    from classifier.models.batches import ArrayBatches
 
     params = load_params(ROOT / "params.yaml")
     size = images.shape[1]
@@ -116,8 +133,15 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
 
     tensors = tf.constant(np.asarray(images, np.float32)), tf.constant(labels.astype(np.float32))
     from_directory = keras.utils.image_dataset_from_directory(
-        "data/split/train", labels="inferred", label_mode="binary", class_names=list(CLASSES),
-        image_size=(size, size), batch_size=batch_size, shuffle=True, seed=seed, verbose=False,
+        "data/split/train",
+        labels="inferred",
+        label_mode="binary",
+        class_names=list(CLASSES),
+        image_size=(size, size),
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        verbose=False,
     )
     runs = {  # (model, one epoch of its data)
         "stage": (model(True), ArrayBatches(images, labels, batch_size, seed=seed)),
@@ -126,24 +150,38 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     }
     for trained, data in runs.values():  # the first epoch traces the train step
         trained.fit(data, epochs=1, verbose=0)
-    seconds = best_of(rounds, {
-        name: (lambda trained=trained, data=data: trained.fit(data, epochs=1, verbose=0))
-        for name, (trained, data) in runs.items()
-    })
+    seconds = best_of(
+        rounds,
+        {
+            name: (lambda trained=trained, data=data: trained.fit(data, epochs=1, verbose=0))
+            for name, (trained, data) in runs.items()
+        },
+    )
     n = len(labels)
     note = f"{n} images, batch {batch_size}, best epoch of {rounds} after a warm-up one"
     return [
-        Row("train_frozen (a)", rate(n, seconds["stage"]),
+        Row(
+            "train_frozen (a)",
+            rate(n, seconds["stage"]),
             f"{rate(n, seconds['limit'])} (train step on in-memory tensors, no augmentation)",
-            seconds["limit"] / seconds["stage"], 0.75, note),
-        Row("train_frozen (b)", rate(n, seconds["stage"]),
+            seconds["limit"] / seconds["stage"],
+            0.75,
+            note,
+        ),
+        Row(
+            "train_frozen (b)",
+            rate(n, seconds["stage"]),
             f"{rate(n, seconds['usual'])} (image_dataset_from_directory + same augmentation)",
-            seconds["usual"] / seconds["stage"], 1.0, "JPEGs decoded every epoch"),
+            seconds["usual"] / seconds["stage"],
+            1.0,
+            "JPEGs decoded every epoch",
+        ),
     ]
 
 
-def throughput_rows(rows: list[Row], folder: Path, images: Path, distinct: int, per_class: int, size: int,
-                    rounds: int) -> str:
+def throughput_rows(
+    rows: list[Row], folder: Path, images: Path, distinct: int, per_class: int, size: int, rounds: int
+) -> str:
     """Append the throughput rows to `rows` as they are measured, working in `folder`; return the base's description."""
     folder.mkdir()
     with contextlib.chdir(folder):
@@ -153,7 +191,7 @@ def throughput_rows(rows: list[Row], folder: Path, images: Path, distinct: int, 
         prepare_train(images, per_class, size)
 
         from classifier.core.backend import set_seed
-        from classifier.intake.images import load_prepared
+        from classifier.intake.prepared import load_prepared
 
         set_seed(0)  # as every stage: seeded, the backend's ops deterministic
         base = load_base()

@@ -58,7 +58,9 @@ def quiet_tensorflow_startup() -> None:
     try:
         process = subprocess.Popen(
             [sys.executable, "-S", "-c", FILTER_PROGRAM, noise_pattern(has_gpu_driver())],
-            stdin=subprocess.PIPE, stdout=original, stderr=original,
+            stdin=subprocess.PIPE,
+            stdout=original,
+            stderr=original,
         )
     except OSError:
         os.close(original)

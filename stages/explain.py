@@ -6,14 +6,14 @@ gradient ascent in pixel space; gradcam.png: where it looks, as Grad-CAM heatmap
 predicted class's logit on the last feature map for the first test images of each class.
 """
 
-from classifier.evaluation import explaining
 from classifier.core.backend import set_seed
-from classifier.intake.classes import read_classes
 from classifier.core.cli import StageError, run_stage
-from classifier.intake.images import load_prepared
 from classifier.core.layout import EXPLAIN_DIR, model_path
 from classifier.core.params import load_params
+from classifier.evaluation import explaining
 from classifier.evaluation.pictures import activations_figure, filters_figure, grad_cam_figure
+from classifier.intake.classes import read_classes
+from classifier.intake.prepared import load_prepared
 from classifier.models.prediction import check_trained_on
 from classifier.models.saving import load_model
 
@@ -42,7 +42,9 @@ def main() -> None:
     asked = settings.activation_layers
     layers = chosen(explaining.first_convolutions(model, asked), asked, "explain.activation_layers")
     activations_figure(
-        image, [layer.name for layer in layers], explaining.activations(model, image, layers),
+        image,
+        [layer.name for layer in layers],
+        explaining.activations(model, image, layers),
         f"test image {index} ({class_names[label]})",
         f"{settings.model}: activations of its first {len(layers)} convolutional layers",
         EXPLAIN_DIR / "activations.png",
@@ -55,7 +57,8 @@ def main() -> None:
         explaining.filter_patterns(model, layer, settings.filters, steps, size, params.seed) for layer in layers
     ]
     filters_figure(
-        [layer.name for layer in layers], patterns,
+        [layer.name for layer in layers],
+        patterns,
         f"{settings.model}: filter patterns ({steps} steps of gradient ascent, {size}x{size} pixels)",
         EXPLAIN_DIR / "filters.png",
     )
@@ -63,8 +66,14 @@ def main() -> None:
     rows = explaining.grad_cam_rows(labels, settings.gradcam_per_class)
     heatmaps, probabilities = explaining.grad_cam(model, images[rows])
     grad_cam_figure(
-        images[rows], heatmaps, probabilities, labels[rows], [f"test image {row}" for row in rows], class_names,
-        settings.model, EXPLAIN_DIR / "gradcam.png",
+        images[rows],
+        heatmaps,
+        probabilities,
+        labels[rows],
+        [f"test image {row}" for row in rows],
+        class_names,
+        settings.model,
+        EXPLAIN_DIR / "gradcam.png",
     )
 
 

@@ -9,8 +9,6 @@ converter) comes before anything is written; the folder appears only once comple
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -20,44 +18,15 @@ import keras
 
 from classifier.core.backend import run_on_tensorflow
 from classifier.core.cli import StageError, run_stage
-from classifier.core.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
+from classifier.core.layout import EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
 from classifier.core.params import load_params
 from classifier.models.prediction import class_names_of
 from classifier.models.saving import load_model
 
 
-TRANSFER_MODELS = ("feature_extraction", "frozen_augmented", "fine_tuned")  # the ones on a pretrained base
-
-
-def recipe(params, name: str) -> dict[str, object]:
-    """The params that made the model `name`, as the card quotes them."""
-    made = {"seed": params.seed}
-    if name in TRANSFER_MODELS:
-        base = params.base
-        made |= {"base.name": base.name, "base.weights": base.weights, "base.preprocessing": base.preprocessing}
-    stage = MODEL_STAGES[name]
-    sections = {
-        "train_scratch": params.train_scratch, "train_scratch_augmented": params.train_scratch_augmented,
-        "train_classifier": params.train_classifier, "train_frozen": params.train_frozen, "fine_tune": params.fine_tune,
-    }
-    made |= {f"{stage}.{key}": value for key, value in dataclasses.asdict(sections[stage]).items()}
-    if name == "fine_tuned":
-        made["lr"] = params.lr
-    return made
-
-
-def evaluated_metrics(name: str) -> dict[str, float]:
-    if not EVALUATION_METRICS.is_file():
-        raise StageError(f"{EVALUATION_METRICS} is missing: run `dvc repro evaluate` first")
-    metrics = json.loads(EVALUATION_METRICS.read_text())
-    if name not in metrics:
-        raise StageError(f"{EVALUATION_METRICS} has no results for export.model {name}: run `dvc repro evaluate`")
-    return metrics[name]
-
-
 def main() -> None:
     run_on_tensorflow("export", "SavedModel and LiteRT are TensorFlow's formats, written by TensorFlow")
-    from classifier.serving.card import card  # these import TensorFlow
+    from classifier.serving.card import card, evaluated_metrics, recipe  # these import TensorFlow
     from classifier.serving.exporting import FILES, check_converters, export_model
 
     params = load_params()
@@ -67,7 +36,9 @@ def main() -> None:
     metrics = evaluated_metrics(name)
     path = model_path(name)
     if not path.is_file():
-        raise StageError(f"export.model {name}: {path} is missing: run `dvc repro {MODEL_STAGES[name]}`, or name another model")
+        raise StageError(
+            f"export.model {name}: {path} is missing: run `dvc repro {MODEL_STAGES[name]}`, or name another model"
+        )
     keras.utils.set_random_seed(params.seed)  # Dropout's random state, saved with the variables, then repeats
     model = load_model(path)
     classes = class_names_of(model, path)

@@ -6,11 +6,14 @@ front. `base.fine_tune_from` and every later layer become trainable: for VGG16's
 `block5_conv1`, 10 weight tensors; for a .keras base with null, its last convolutional layer.
 """
 
-from classifier.intake.classes import read_classes
 from classifier.core.cli import run_stage
 from classifier.core.layout import model_path
-from classifier.models.bases import augmentation, compile_model, fine_tune_layer, nested_base, unfreeze_from, with_augmentation
 from classifier.core.params import load_params
+from classifier.intake.classes import read_classes
+from classifier.models.assembly import compile_model
+from classifier.models.augmentation import augmentation, with_augmentation
+from classifier.models.bases import fine_tune_layer
+from classifier.models.graph import nested_base, unfreeze_from
 from classifier.models.saving import load_model, save_model
 from classifier.models.training import class_weights, fit, model_scope, prepared_splits
 
@@ -31,8 +34,14 @@ def main() -> None:
         # compiled after unfreezing: trainability changes take effect only then
         compile_model(trained, params.lr, params.training.jit_compile)
     fit(
-        trained, STAGE, train, validation,
-        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+        trained,
+        STAGE,
+        train,
+        validation,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=params.seed,
+        resume=params.training.resume,
         class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )
     save_model(model, model_path("fine_tuned"), class_names)

@@ -16,8 +16,9 @@ or is for another architecture: each stops the stage with one line, not five sta
 from classifier.core.backend import set_seed
 from classifier.core.cli import run_stage
 from classifier.core.layout import BASE_MODEL
-from classifier.models.bases import build_base, fine_tune_layer, leaf_layers
 from classifier.core.params import load_params
+from classifier.models.bases import build_base, fine_tune_layer
+from classifier.models.graph import leaf_layers
 from classifier.models.saving import save_model
 
 

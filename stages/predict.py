@@ -18,103 +18,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import errno
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from classifier.core.cli import StageError
-from classifier.intake.images import BadImage, decode_image
 from classifier.core.layout import MODEL_STAGES, model_path
 from classifier.models.prediction import class_names_of, predict_probabilities
 from classifier.models.saving import load_model
+from classifier.serving.image_files import image_files
+from classifier.serving.predicting import check_classifier, decoded_images
 
 BATCH_SIZE = 32
-
-
-def image_files(targets: list[Path]) -> tuple[list[Path], list[str]]:
-    """The files to predict, and a line for each problem met on the way (an empty folder, a
-    symbolic link loop, a broken link, a folder that cannot be listed). Folders are searched
-    recursively, following symbolic links, each folder once: a link back to a folder that
-    leads to it is a loop, reported and not followed; a second link to a folder adds nothing."""
-    files, problems = [], []
-    for target in targets:
-        if target.is_dir():
-            found = search(target, problems)
-            if not found:
-                problems.append(f"no images in {target}")
-            files += sorted(found)
-        elif target.exists() and not target.is_file():
-            problems.append(f"{target}: not a regular file (a FIFO, socket or device): skipped")
-        else:
-            files.append(target)  # a missing or unreadable file is reported when it is read
-    return files, problems
-
-
-def search(top: Path, problems: list[str]) -> list[Path]:
-    """The files under `top`, depth first without recursion (any depth); folders are known by
-    (device, inode), so a link loop is seen however it is spelt."""
-    found, searched = [], set()
-    stack = [(top, frozenset())]  # a folder, and the folders that lead to it
-    while stack:
-        folder, ancestors = stack.pop()
-        try:
-            status = folder.stat()
-            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
-        except OSError as err:
-            problems.append(f"{folder}: {err.strerror or err}")
-            continue
-        key = (status.st_dev, status.st_ino)
-        if key in searched:
-            continue
-        searched.add(key)
-        ancestors = ancestors | {key}
-        subfolders = []
-        for entry in entries:
-            path = folder / entry.name
-            try:
-                is_dir, is_file = entry.is_dir(), entry.is_file()
-                leads_to = os.stat(path) if is_dir else None
-            except OSError as err:
-                loop = err.errno == errno.ELOOP
-                problems.append(f"{path}: {'a symbolic link loop' if loop else err.strerror or err}: skipped")
-                continue
-            if is_dir and (leads_to.st_dev, leads_to.st_ino) in ancestors:
-                problems.append(f"{path}: a symbolic link loop (it leads back to {folder_of(path)}): not followed")
-            elif is_dir:
-                subfolders.append(path)
-            elif is_file:
-                found.append(path)
-            elif entry.is_symlink():
-                problems.append(f"{path}: a broken symbolic link (to {os.readlink(path)}): skipped")
-            else:
-                problems.append(f"{path}: not a regular file (a FIFO, socket or device): skipped")
-        stack.extend((subfolder, ancestors) for subfolder in reversed(subfolders))
-    return found
-
-
-def folder_of(link: Path) -> str:
-    """Where a looping symbolic link leads, as written in the link."""
-    return os.path.normpath(link.parent / os.readlink(link)) if link.is_symlink() else str(link)
-
-
-def check_classifier(model, path: Path) -> None:
-    """Predict needs an image classifier: (None, S, S, 3) pixels in, (None, classes) out."""
-    trained = f"one of the five trained models ({', '.join(MODEL_STAGES)}) or a .keras classifier this pipeline trained"
-    try:
-        output, inputs = model.output_shape, model.input_shape
-    except (AttributeError, ValueError):  # a Sequential model saved before it was built
-        raise StageError(f"{path} is not an image classifier (it has no defined input and output): give {trained}") from None
-    if isinstance(output, list) or isinstance(inputs, list):
-        raise StageError(f"{path} is not an image classifier (it has several inputs or outputs): give {trained}")
-    if len(output) == 4:
-        raise StageError(f"{path} is a convolutional base without a classifier (output {output}): give {trained}")
-    if len(output) != 2 or len(inputs) != 4 or inputs[-1] != 3 or inputs[1] is None or inputs[1] != inputs[2]:
-        raise StageError(
-            f"{path} is not an image classifier of this pipeline (input {inputs}, output {output}): give {trained}"
-        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -123,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("targets", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER")
     parser.add_argument(
-        "--model", default="fine_tuned",
+        "--model",
+        default="fine_tuned",
         help=f"one of {', '.join(MODEL_STAGES)} (in models/), or the path of a .keras model (default: fine_tuned)",
     )
     parser.add_argument("--csv", action="store_true", help="print CSV: path, label, one probability column per class")
@@ -154,15 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     class_names = class_names_of(model, path)
     size = model.input_shape[1]
 
-    readable, pixels, failures = [], [], len(problems)
-    for file in files:
-        try:
-            pixels.append(decode_image(file.read_bytes(), size))
-            readable.append(file)
-        except (OSError, BadImage) as err:
-            print(f"predict: error: {file}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
-            failures += 1
-    probabilities = predict_probabilities(model, np.stack(pixels), BATCH_SIZE) if pixels else []
+    readable, pixels, undecodable = decoded_images(files, size)
+    failures = len(problems) + undecodable
+    probabilities = predict_probabilities(model, pixels, BATCH_SIZE) if pixels is not None else []
 
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:

@@ -1,259 +1,28 @@
 """Stage `split`: copy the chosen raw images into data/split/<split>/<label>/ with a manifest.
 
-`data.raw_dir` holds one of the layouts of classifier.intake.layouts. A collection that is
-not split (or lacks a validation or test split) is split per class by `data.split`:
-
-- fractions (train: 0.8, validation: 0.1, test: 0.1): each image goes by a hash of its
-  content (sha256 of its bytes; of its pixels for an array row) mapped to [0, 1) and
-  compared with the cumulative fractions, train first. So the assignment is stable:
-  adding or removing images never moves another image to another split, and identical
-  images always share one. The shares are exact only on average: a class of n images
-  gets about fraction * n of them, give or take sqrt(n * fraction * (1 - fraction)).
-  A missing validation or test split of an already split collection is carved out of
-  train this way; train keeps the rest.
-- index ranges [start, end), for Kaggle's cat.N.jpg naming only: the book's cat.0-999 /
-  1000-1499 / 1500-1999. Images outside the ranges are ignored, so adding raw images
-  changes nothing downstream.
-
-A collection that brings all three splits keeps them, and `data.split` is not used.
-`data.classes` picks and orders the classes (null: every class found, by name);
-`data.class_groups` trains on groups of classes instead. The label names, in label
-order, go to data/classes.json. Every split must get at least one image of every label.
-
-Files keep readable names: Kaggle's `cat.N.jpg`; in a folder layout the path below the
-class folder with `/` as `__` (after `<class>__` when classes share a group's folder);
-`<class>.<row>.png` for an array row. A name another image of the folder has already
-(whatever the letter case) gets part of the image's sha256. manifest.csv has a row per
-image: split, label, class (the original one), path (under data/split), source (where in
-data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256. Every problem is
-found before anything is written: the intake refuses links out of data.raw_dir, zip bombs and
-the like as it reads the folder (classifier.intake.raw_files), and every image chosen is read
-once (its content hashed, or just read) before data/split is removed and written again.
+`data.raw_dir` holds labelled images in any layout the intake reads (classifier.intake.layouts);
+a collection that is not split is split per class by `data.split` (fractions, by a hash of each
+image's content, or Kaggle's index ranges), as classifier.intake.split describes. The label
+names, in label order, go to data/classes.json; the counts per split and label to metrics/split.json.
+Every problem is found before anything is written.
 """
 
-from __future__ import annotations
-
-import csv
-import hashlib
 import json
-import shutil
-from dataclasses import dataclass
-from itertools import accumulate
-from pathlib import PurePosixPath
 
-from classifier.intake.classes import write_classes
 from classifier.core.cli import run_stage
-from classifier.core.layout import METRICS_DIR, SPLIT_DIR, SPLIT_MANIFEST
-from classifier.core.params import SPLITS, SplitParams, load_params
-from classifier.intake.layouts import (
-    INTEGER, KAGGLE, KAGGLE_DOWNLOAD, Collection, RawDataError, RawImage, examples, raw_collection,
+from classifier.core.layout import METRICS_DIR
+from classifier.core.params import load_params
+from classifier.intake.classes import write_classes
+from classifier.intake.layouts import raw_collection
+from classifier.intake.split import (
+    assign_splits,
+    check_every_split_has_every_label,
+    choose_labels,
+    count_images,
+    report_ignored,
+    summary,
+    write_split,
 )
-
-MANIFEST_COLUMNS = ("split", "label", "class", "path", "source", "sha256")
-SHOWN_MISSING = 5
-UNSAFE_IN_NAMES = ("/", "\\", "..", "\0")
-
-
-@dataclass(frozen=True)
-class Labels:
-    names: list[str]  # label i's name: a class, or a group with data.class_groups
-    of_class: dict[str, str]  # each class used -> its label
-    grouped: bool
-
-
-# --- classes -----------------------------------------------------------------------------------------------
-
-
-def sorted_names(names) -> list[str]:
-    """By name, or by number when every name is an integer (CIFAR's 0-99)."""
-    names = set(names)
-    return sorted(names, key=int) if all(INTEGER.match(name) for name in names) else sorted(names)
-
-
-def choose_labels(found: set[str], classes: list[str] | None, groups: dict[str, list[str]] | None) -> Labels:
-    """The labels to train on, from the classes found and data.classes / data.class_groups."""
-    found = sorted_names(found)
-    if len(found) < 2:
-        raise RawDataError(
-            f"data.raw_dir holds {len(found)} class ({', '.join(found)}); a classifier needs at least 2: "
-            f"add the images of another class"
-        )
-    check_known(classes or [], found, "data.classes")
-    chosen = classes or found
-    if groups is None:
-        labels = Labels(list(chosen), {name: name for name in chosen}, grouped=False)
-    else:
-        for group, members in groups.items():
-            check_known(members, found, f"data.class_groups.{group}")
-        of_class = {member: group for group, members in groups.items() for member in members}
-        left_out = [name for name in chosen if name not in of_class]
-        if left_out:
-            print(f"split: data.class_groups leaves out {len(left_out)} classes: {', '.join(left_out)}")
-        labels = Labels(list(groups), of_class, grouped=True)
-    for name in [*labels.names, *labels.of_class]:
-        check_safe(name)
-    return labels
-
-
-def check_known(names: list[str], found: list[str], key: str) -> None:
-    unknown = [name for name in names if name not in found]
-    if unknown:
-        raise RawDataError(
-            f"{key} names {', '.join(map(repr, unknown))}, which data.raw_dir does not hold; "
-            f"the classes found are: {', '.join(found)}"
-        )
-
-
-def check_safe(name: str) -> None:
-    """Class and group names become folder and file names under data/split."""
-    if not name or name.startswith(".") or any(unsafe in name for unsafe in UNSAFE_IN_NAMES):
-        raise RawDataError(
-            f"the class or group name {name!r} cannot be a folder name (it is empty or has '/', '\\', '..', "
-            f"a NUL or a leading '.'); rename it in data.raw_dir or params.yaml"
-        )
-
-
-# --- splits ------------------------------------------------------------------------------------------------
-
-
-def assign_splits(images: list[RawImage], collection: Collection, shares: SplitParams, raw_dir: str):
-    """[(split, image)] for every image chosen, each of them read once already (split_by_content
-    reads them, read_all the others): one that cannot be read stops the stage before anything is written."""
-    if collection.given_splits == set(SPLITS):
-        return read_all([(image.split, image) for image in images])
-    if not shares.is_ranges:
-        return [(split_by_content(image, shares.as_dict(), collection.given_splits), image) for image in images]
-    if collection.layout != KAGGLE:
-        raise RawDataError(
-            f"data.split gives index ranges [start, end), which only Kaggle's cat.N.jpg naming has, but data.raw_dir "
-            f"holds {collection.layout}; give fractions of each class instead, e.g. train: 0.8, validation: 0.1, test: 0.1"
-        )
-    return read_all(select_ranges(images, shares.as_dict(), raw_dir))
-
-
-def read_all(assigned):
-    """`assigned`, once each image's content has been read: a zip member that fails its CRC (damaged, or
-    inflating past the size its archive declares) or a file gone since the tree was built stops here."""
-    for _, image in assigned:
-        image.content()
-    return assigned
-
-
-def split_by_content(image: RawImage, fractions: dict[str, float], given: frozenset[str]) -> str:
-    """The split a hash of the image's content falls in; an image of a given split other than
-    train stays there, and one of train stays there unless its split is missing."""
-    if image.split not in (None, "train"):
-        return image.split
-    share = int.from_bytes(hashlib.sha256(image.content()).digest()[:8], "big") / 2**64  # in [0, 1)
-    bounds = dict(zip(SPLITS, accumulate(fractions[split] for split in SPLITS)))
-    split = next((split for split in SPLITS[:-1] if share < bounds[split]), SPLITS[-1])
-    return "train" if split in given else split
-
-
-def select_ranges(images: list[RawImage], ranges: dict[str, tuple[int, int]], raw_dir: str):
-    """[(split, image)] for every class and index in the ranges; RawDataError lists any missing."""
-    by_key = {(image.class_name, image.index): image for image in images}
-    classes = sorted({image.class_name for image in images})
-    selected, missing = [], []
-    for split in SPLITS:
-        start, end = ranges[split]
-        for class_name in classes:
-            for index in range(start, end):
-                image = by_key.get((class_name, index))
-                if image is None:
-                    missing.append((split, f"{class_name}.{index}.jpg"))
-                else:
-                    selected.append((split, image))
-    if missing:
-        shown = ", ".join(f"{name} (data.split.{split})" for split, name in missing[:SHOWN_MISSING])
-        more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
-        have = "; ".join(_describe_available(by_key, class_name) for class_name in classes)
-        raise RawDataError(
-            f"{len(missing)} images that data.split asks for are not in {raw_dir}: {shown}{more}. It has {have}. "
-            f"Narrow data.split in params.yaml to what is there, or get more: {KAGGLE_DOWNLOAD}"
-        )
-    return selected
-
-
-def _describe_available(by_key, class_name: str) -> str:
-    indices = [index for (name, index) in by_key if name == class_name]
-    return f"{len(indices)} {class_name}s (highest index {max(indices)})"
-
-
-def count_images(assigned, labels: Labels) -> dict[str, dict[str, int]]:
-    counts = {split: {label: 0 for label in labels.names} for split in SPLITS}
-    for split, image in assigned:
-        counts[split][labels.of_class[image.class_name]] += 1
-    return counts
-
-
-def check_every_split_has_every_label(counts: dict[str, dict[str, int]], labels: Labels) -> None:
-    for label in labels.names:
-        if any(counts[split][label] == 0 for split in SPLITS):
-            per_split = ", ".join(f"{split} {counts[split][label]}" for split in SPLITS)
-            raise RawDataError(
-                f"{'group' if labels.grouped else 'class'} {label!r} has too few images for a train, validation "
-                f"and test split ({per_split}); add images of it, or leave it out with data.classes"
-            )
-
-
-# --- writing -----------------------------------------------------------------------------------------------
-
-
-def write_split(assigned, labels: Labels) -> None:
-    """Copy the images under SPLIT_DIR, split by split and label by label, and write the manifest."""
-    order = {label: position for position, label in enumerate(labels.names)}
-    assigned = sorted(assigned, key=lambda pair: (SPLITS.index(pair[0]), order[labels.of_class[pair[1].class_name]]))
-    if SPLIT_DIR.exists():
-        shutil.rmtree(SPLIT_DIR)
-    taken: set[str] = set()
-    rows = []
-    for split, image in assigned:
-        data = image.read()
-        digest = hashlib.sha256(data).hexdigest()
-        label = labels.of_class[image.class_name]
-        relative = unique_path(f"{split}/{label}", image.name_in_group if labels.grouped else image.name, digest, taken)
-        target = SPLIT_DIR / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        rows.append((split, label, image.class_name, relative, image.source, digest))
-    with open(SPLIT_MANIFEST, "w", newline="") as manifest:
-        writer = csv.writer(manifest)
-        writer.writerow(MANIFEST_COLUMNS)
-        writer.writerows(rows)
-
-
-def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:
-    """folder/name or, where another image has that name (whatever the letter case: some file
-    systems ignore it), the name with part of this image's sha256 in it."""
-    stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
-    candidate, tries = name, 0
-    while f"{folder}/{candidate}".lower() in taken:
-        tries += 1
-        candidate = f"{stem}.{digest[:8]}{suffix}" if tries == 1 else f"{stem}.{digest[:8]}-{tries}{suffix}"
-    taken.add(f"{folder}/{candidate}".lower())
-    return f"{folder}/{candidate}"
-
-
-def report_ignored(collection: Collection, raw_dir: str) -> None:
-    """One line: how many files hold none of the images, and why; near misses of Kaggle's naming with the reason."""
-    ignored, near = collection.ignored, collection.near_misses
-    near_text = f" ({len(near)}), rename them to use them{examples(near)}"
-    if ignored:
-        near_misses = f"; near misses of that naming{near_text}" if near else ""
-        why = f"that are not {collection.takes}{examples(ignored)}{near_misses}"
-        print(f"split: ignored {len(ignored)} files in {raw_dir} {why}")
-    elif near:
-        print(f"split: ignored near misses of Kaggle's naming in {raw_dir}{near_text}")
-
-
-def summary(layout: str, labels: Labels, counts: dict[str, dict[str, int]]) -> str:
-    per_split = {split: sum(counts[split].values()) for split in SPLITS}
-    kind = f"groups of {len(labels.of_class)} classes" if labels.grouped else "classes"
-    return (
-        f"split: {layout}: {sum(per_split.values())} images of {len(labels.names)} {kind} into {SPLIT_DIR}/ "
-        f"({', '.join(f'{split} {count}' for split, count in per_split.items())})"
-    )
 
 
 def main() -> None:

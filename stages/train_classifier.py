@@ -7,11 +7,13 @@ takes raw pixels like every other model.
 
 import numpy as np
 
-from classifier.intake.classes import read_classes
 from classifier.core.cli import run_stage
 from classifier.core.layout import BASE_MODEL, FEATURES_DIR, model_path
-from classifier.models.bases import compile_model, dense_classifier, preprocessing_mode, with_classifier
 from classifier.core.params import load_params
+from classifier.intake.classes import read_classes
+from classifier.models.assembly import compile_model, with_classifier
+from classifier.models.heads import dense_classifier
+from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
 from classifier.models.training import class_weights, fit, model_scope
 
@@ -31,13 +33,17 @@ def main() -> None:
         classifier = dense_classifier(train[0].shape[1:], params.head, len(class_names))
         compile_model(classifier, settings.learning_rate, params.training.jit_compile)
     fit(
-        classifier, STAGE, train, validation,
-        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+        classifier,
+        STAGE,
+        train,
+        validation,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=params.seed,
+        resume=params.training.resume,
         class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )
-    model = with_classifier(
-        load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base)
-    )
+    model = with_classifier(load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base))
     save_model(model, model_path("feature_extraction"), class_names)
 
 

@@ -4,20 +4,15 @@ augmented images (the book's "feature extraction with data augmentation").
 Only the head learns: for VGG16, 4 trainable weight tensors out of 30.
 """
 
-from classifier.intake.classes import read_classes
 from classifier.core.cli import run_stage
 from classifier.core.layout import BASE_MODEL, model_path
-from classifier.models.bases import (
-    augmentation,
-    compile_model,
-    dense_classifier,
-    feature_map_shape,
-    freeze,
-    preprocessing_mode,
-    with_augmentation,
-    with_classifier,
-)
 from classifier.core.params import load_params
+from classifier.intake.classes import read_classes
+from classifier.models.assembly import compile_model, feature_map_shape, with_classifier
+from classifier.models.augmentation import augmentation, with_augmentation
+from classifier.models.graph import freeze
+from classifier.models.heads import dense_classifier
+from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
 from classifier.models.training import class_weights, fit, model_scope, prepared_splits
 
@@ -29,7 +24,9 @@ def build(params, base, num_classes: int):
     features_shape = feature_map_shape(base, params.data.image_size)
     freeze(base)
     return with_classifier(
-        base, dense_classifier(features_shape, params.head, num_classes), params.data.image_size,
+        base,
+        dense_classifier(features_shape, params.head, num_classes),
+        params.data.image_size,
         preprocessing_mode(params.base),
     )
 
@@ -44,8 +41,14 @@ def main() -> None:
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
         compile_model(trained, settings.learning_rate, params.training.jit_compile)
     fit(
-        trained, STAGE, train, validation,
-        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+        trained,
+        STAGE,
+        train,
+        validation,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=params.seed,
+        resume=params.training.resume,
         class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )
     save_model(model, model_path("frozen_augmented"), class_names)

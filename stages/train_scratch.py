@@ -7,11 +7,12 @@
 
 import argparse
 
-from classifier.intake.classes import read_classes
 from classifier.core.cli import run_stage
 from classifier.core.layout import model_path
-from classifier.models.bases import augmentation, compile_model, small_convnet, with_augmentation
 from classifier.core.params import load_params
+from classifier.intake.classes import read_classes
+from classifier.models.assembly import compile_model, small_convnet
+from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.saving import save_model
 from classifier.models.training import class_weights, fit, model_scope, prepared_splits
 
@@ -30,8 +31,14 @@ def main() -> None:
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed)) if augmented else model
         compile_model(trained, settings.learning_rate, params.training.jit_compile)
     fit(
-        trained, stage, train, validation,
-        epochs=settings.epochs, batch_size=settings.batch_size, seed=params.seed, resume=params.training.resume,
+        trained,
+        stage,
+        train,
+        validation,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=params.seed,
+        resume=params.training.resume,
         class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
     )
     save_model(model, model_path(model_name), class_names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -30,8 +31,19 @@ SHARED_CIFAR10 = ROOT.parent / "shared/datasets/cifar10"
 
 RAW_IMAGES_PER_CLASS = 24
 ALL_STAGES = {
-    "check_params", "split", "prepare", "load_base", "extract_features", "train_classifier",
-    "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented", "evaluate", "explain", "export",
+    "check_params",
+    "split",
+    "prepare",
+    "load_base",
+    "extract_features",
+    "train_classifier",
+    "train_frozen",
+    "fine_tune",
+    "train_scratch",
+    "train_scratch_augmented",
+    "evaluate",
+    "explain",
+    "export",
 }
 
 
@@ -58,7 +70,9 @@ def stock_keras_outputs(
     paths = [str(Path(path).resolve()) for path in model_paths]
     result = subprocess.run(
         [sys.executable, "-I", "-c", STOCK_KERAS, str(folder / "pixels.npy"), *paths],
-        cwd=folder, capture_output=True, text=True,
+        cwd=folder,
+        capture_output=True,
+        text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -84,12 +98,34 @@ def op_determinism_off():
         tf_config.enable_op_determinism()
 
 
+OBSERVE = ROOT / "tests/observe"  # its sitecustomize logs what each stage process touches
+
+
+@contextlib.contextmanager
+def observed(repo: Repo, logs: Path):
+    """Stage processes run in `repo` inside this log what they touch into `logs` (tests/observe)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    saved = {name: repo.env.get(name) for name in ("PYTHONPATH", "OBSERVE_DIR")}
+    repo.env.update(PYTHONPATH=str(OBSERVE), OBSERVE_DIR=str(logs))
+    try:
+        yield logs
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                repo.env.pop(name, None)
+            else:
+                repo.env[name] = value
+
+
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory) -> Repo:
     """The project on 24 real images per class, reproduced once for the whole session and
-    committed on branch main. Tests that change it put it back with `reset()`."""
+    committed on branch main; what each stage touched in that run is logged in `observed_logs`
+    (tests/e2e/test_dvc_deps_e2e.py reads them). Tests that change it put it back with `reset()`."""
     repo = new_tiny_repo(tmp_path_factory)
-    repo.ran_first = repo.repro()
+    with observed(repo, tmp_path_factory.mktemp("observed")) as logs:
+        repo.ran_first = repo.repro()
+    repo.observed_logs = logs
     repo.first_lock = repo.lock()
     repo.commit("tiny run")
     return repo

@@ -28,6 +28,7 @@ def test_best_of_keeps_each_contenders_fastest_run_and_takes_turns():
         def run():
             calls.append(name)
             time.sleep(next(delays))
+
         return run
 
     seconds = best_of(2, {"a": contender("a"), "b": contender("b")})
@@ -100,22 +101,29 @@ def test_taking_turns_keeps_each_backends_best_per_measurement_over_rounds():
         def run():
             calls.append(name)
             return next(reports[name])
+
         return run
 
     best = taking_turns(2, {name: backend(name) for name in reports})
     assert calls == ["tensorflow", "jax", "tensorflow", "jax"]  # one worker per backend per round, in turn
-    assert best == {"tensorflow": {"extract_features": 1.5, "fine_tune": 5.0},
-                    "jax": {"extract_features": 3.0, "fine_tune": 9.0}}
+    assert best == {
+        "tensorflow": {"extract_features": 1.5, "fine_tune": 5.0},
+        "jax": {"extract_features": 3.0, "fine_tune": 9.0},
+    }
 
 
 def test_backend_rows_give_images_per_second_as_a_ratio_to_tensorflow():
-    best = {"tensorflow": {"extract_features": 2.0, "train_frozen": 4.0, "fine_tune": 5.0},
-            "jax": {"extract_features": 1.0, "train_frozen": 8.0, "fine_tune": 5.0}}
+    best = {
+        "tensorflow": {"extract_features": 2.0, "train_frozen": 4.0, "fine_tune": 5.0},
+        "jax": {"extract_features": 1.0, "train_frozen": 8.0, "fine_tune": 5.0},
+    }
     rows = backend_rows(best, {}, 100, "100 images")
     by_name = {row.name: row for row in rows}
-    assert [row.name for row in rows] == [f"{measurement} on {backend}" for measurement in
-                                          ("extract_features", "train_frozen", "fine_tune")
-                                          for backend in ("tensorflow", "jax")]
+    assert [row.name for row in rows] == [
+        f"{measurement} on {backend}"
+        for measurement in ("extract_features", "train_frozen", "fine_tune")
+        for backend in ("tensorflow", "jax")
+    ]
     assert by_name["extract_features on tensorflow"].ratio == 1.0
     assert by_name["extract_features on jax"].ratio == 2.0  # half the time: twice the images/s
     assert by_name["train_frozen on jax"].ratio == 0.5
@@ -126,10 +134,15 @@ def test_backend_rows_give_images_per_second_as_a_ratio_to_tensorflow():
 
 
 def test_a_failed_backend_gets_rows_that_say_why_and_the_others_still_compare():
-    best = {"tensorflow": {"extract_features": 2.0, "train_frozen": 4.0, "fine_tune": 5.0},
-            "jax": {"extract_features": 1.0}, "torch": {}}
-    failed = {"jax": {"train_frozen": "TypeError: not a tensor", "fine_tune": "TypeError: not a tensor"},
-              "torch": dict.fromkeys(("extract_features", "train_frozen", "fine_tune"), "ImportError: no torch")}
+    best = {
+        "tensorflow": {"extract_features": 2.0, "train_frozen": 4.0, "fine_tune": 5.0},
+        "jax": {"extract_features": 1.0},
+        "torch": {},
+    }
+    failed = {
+        "jax": {"train_frozen": "TypeError: not a tensor", "fine_tune": "TypeError: not a tensor"},
+        "torch": dict.fromkeys(("extract_features", "train_frozen", "fine_tune"), "ImportError: no torch"),
+    }
     by_name = {row.name: row for row in backend_rows(best, failed, 10, "")}
     assert by_name["extract_features on jax"].ratio == 2.0
     assert by_name["train_frozen on jax"].ours == "failed: TypeError: not a tensor"
@@ -146,7 +159,11 @@ def test_without_tensorflows_time_there_is_no_ratio():
 
 def test_a_backend_not_installed_is_skipped_with_a_note():
     (row,) = skipped_rows(["torch"])
-    assert row.ours == "skipped: not installed" and "pip install -r requirements-torch.txt" in row.note and row.verdict == "-"
+    assert (
+        row.ours == "skipped: not installed"
+        and "pip install -r requirements-torch.txt" in row.note
+        and row.verdict == "-"
+    )
 
 
 def test_a_worker_that_crashes_reports_its_last_stderr_line_and_is_not_run_again(tmp_path, monkeypatch):
@@ -160,14 +177,24 @@ def test_a_worker_that_crashes_reports_its_last_stderr_line_and_is_not_run_again
     worker = Worker("jax", tmp_path)
     assert worker() == {} and worker() == {}
     assert runs == ["jax"]
-    assert worker.failed == dict.fromkeys(("extract_features", "train_frozen", "fine_tune"), "ModuleNotFoundError: no jax")
+    assert worker.failed == dict.fromkeys(
+        ("extract_features", "train_frozen", "fine_tune"), "ModuleNotFoundError: no jax"
+    )
 
 
 def test_a_worker_returns_its_reports_times_and_keeps_what_failed(tmp_path, monkeypatch):
-    report = {"backend": "torch", "base": "b", "images": 4, "seconds": {"extract_features": 0.5},
-              "failed": {"train_frozen": "ValueError: x"}}
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(
-        command, 0, f"some output\n{json.dumps(report)}\n", ""))
+    report = {
+        "backend": "torch",
+        "base": "b",
+        "images": 4,
+        "seconds": {"extract_features": 0.5},
+        "failed": {"train_frozen": "ValueError: x"},
+    }
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda command, **kwargs: subprocess.CompletedProcess(command, 0, f"some output\n{json.dumps(report)}\n", ""),
+    )
     worker = Worker("torch", tmp_path)
     assert worker() == {"extract_features": 0.5}
     assert worker.failed == {"train_frozen": "ValueError: x"} and worker.report["images"] == 4

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
 
-from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, compares_with_book  # noqa: E402
 from classifier.core.layout import CLASSES_FILE, EVALUATION_METRICS, MODEL_STAGES, stage_metrics_dir  # noqa: E402
+from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, compares_with_book  # noqa: E402
 
 
 def metrics_files() -> list[str]:
@@ -33,7 +33,11 @@ def workspace_classes() -> list[str] | None:
 
 
 def experiment_metrics(name: str) -> dict[str, dict]:
-    shown = json.loads(subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout)
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True
+        ).stdout
+    )
     for commit in shown:
         for experiment in commit.get("experiments") or []:
             for rev in experiment.get("revs", []):

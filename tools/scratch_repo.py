@@ -13,8 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -52,6 +52,7 @@ TINY_PARAMS = {
 
 def kaggle_images(source: Path, per_class: int) -> Callable[[Path], None]:
     """A `fill_raw` for make_repo: copies cat.N.jpg and dog.N.jpg, N < per_class, from `source`."""
+
     def fill_raw(raw: Path) -> None:
         for label in ("cat", "dog"):
             for index in range(per_class):
@@ -64,7 +65,10 @@ def project_files() -> list[str]:
     """What a clone would hold: tracked files plus new files git does not ignore."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     return [name for name in listed if (ROOT / name).is_file()]
 

@@ -24,11 +24,17 @@ SUPERCLASSES = {
     "vehicle": ["airplane", "automobile", "ship", "truck"],
 }
 BOTH_TASKS = {  # 32x32 images as they are; validation carved out of train (10%); light augmentation
-    "data.raw_dir": "../shared/datasets/cifar10", "data.image_size": 32,
+    "data.raw_dir": "../shared/datasets/cifar10",
+    "data.image_size": 32,
     "data.split": {"train": 0.8, "validation": 0.1, "test": 0.1},
-    "augmentation.rotation_degrees": 15, "augmentation.width_shift": 0.1, "augmentation.height_shift": 0.1,
-    "augmentation.shear": 0.1, "augmentation.zoom": 0.1,
-    "train_scratch.epochs": 15, "train_scratch.batch_size": 64, "train_scratch.learning_rate": 5.0e-4,
+    "augmentation.rotation_degrees": 15,
+    "augmentation.width_shift": 0.1,
+    "augmentation.height_shift": 0.1,
+    "augmentation.shear": 0.1,
+    "augmentation.zoom": 0.1,
+    "train_scratch.epochs": 15,
+    "train_scratch.batch_size": 64,
+    "train_scratch.learning_rate": 5.0e-4,
     "train_scratch.dropout": 0.5,
 }
 
@@ -52,12 +58,21 @@ def run(*command: str) -> None:
 def task_b(weights: str | None, rate: float) -> dict:
     """Task B's params: equal epochs for every base (5 on the head alone, then 10 of the whole network)."""
     return {
-        "data.class_groups": None, "base.name": BASE_FILE, "base.weights": weights, "base.fine_tune_from": "conv2d",
+        "data.class_groups": None,
+        "base.name": BASE_FILE,
+        "base.weights": weights,
+        "base.fine_tune_from": "conv2d",
         "lr": rate,
-        "train_classifier.epochs": 15, "train_classifier.batch_size": 64, "train_classifier.learning_rate": rate,
-        "train_frozen.epochs": 5, "train_frozen.batch_size": 64, "train_frozen.learning_rate": rate,
-        "fine_tune.epochs": 10, "fine_tune.batch_size": 64,
-        "train_scratch_augmented.epochs": 15, "train_scratch_augmented.batch_size": 64,
+        "train_classifier.epochs": 15,
+        "train_classifier.batch_size": 64,
+        "train_classifier.learning_rate": rate,
+        "train_frozen.epochs": 5,
+        "train_frozen.batch_size": 64,
+        "train_frozen.learning_rate": rate,
+        "fine_tune.epochs": 10,
+        "fine_tune.batch_size": 64,
+        "train_scratch_augmented.epochs": 15,
+        "train_scratch_augmented.batch_size": 64,
         "train_scratch_augmented.learning_rate": 5.0e-4,
     }
 

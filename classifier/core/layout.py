@@ -1,7 +1,8 @@
-"""Where the stages read and write. dvc.yaml declares the same paths (tests/test_dvc_yaml.py checks)."""
+"""Where the stages read and write. dvc.yaml declares the same paths (tests/e2e/test_dvc_deps_e2e.py watches)."""
 
 from pathlib import Path
 
+SPLITS = ("train", "validation", "test")  # in this order everywhere: files, metrics, tables
 BASES_DIR = Path("bases")  # .keras bases and weights files named by base.name / base.weights (params.py)
 SPLIT_DIR = Path("data/split")  # <split>/<label>/<image>, plus manifest.csv
 SPLIT_MANIFEST = SPLIT_DIR / "manifest.csv"

@@ -9,7 +9,7 @@ base cut from a trained model) is reached through what flows into that model. Gr
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -17,7 +17,9 @@ import numpy as np
 from classifier.core.backend import gradient
 from classifier.core.cli import StageError
 from classifier.evaluation.metrics import predicted_classes
-from classifier.models.bases import call_in, class_probabilities, convolutional_layers, feature_layer, leaf_layers
+from classifier.models.bases import feature_layer
+from classifier.models.graph import call_in, convolutional_layers, leaf_layers
+from classifier.models.heads import class_probabilities
 
 GRADCAM_CLASSES = 8  # heatmaps for the first classes only: a hundred classes would make a giant picture
 ASCENT_STEP = 2.0  # pixel levels per normalized gradient step
@@ -151,7 +153,7 @@ def grad_cam(model: keras.Model, pixels: np.ndarray) -> tuple[np.ndarray, np.nda
     class_gradient = gradient(lambda f, chosen: class_logit(logits(hidden_of(f, training=False), predictions), chosen))
     heatmaps, probabilities = [], []
     for start in range(0, len(pixels), BATCH):
-        features = keras.ops.convert_to_numpy(features_of(np.asarray(pixels[start:start + BATCH], np.float32)))
+        features = keras.ops.convert_to_numpy(features_of(np.asarray(pixels[start : start + BATCH], np.float32)))
         scores = logits(hidden_of(features, training=False), predictions)
         chunk = class_probabilities(keras.ops.convert_to_numpy(predictions.activation(scores)))
         grads = class_gradient(features, predicted_classes(chunk).astype(np.int32))
@@ -166,6 +168,6 @@ def grad_cam(model: keras.Model, pixels: np.ndarray) -> tuple[np.ndarray, np.nda
 def grad_cam_rows(labels, per_class: int) -> np.ndarray:
     """The first `per_class` test images of each of the first GRADCAM_CLASSES classes, class by class."""
     labels = np.asarray(labels)
-    return np.concatenate(
-        [np.flatnonzero(labels == label)[:per_class] for label in range(GRADCAM_CLASSES)]
-    ).astype(np.int64)
+    return np.concatenate([np.flatnonzero(labels == label)[:per_class] for label in range(GRADCAM_CLASSES)]).astype(
+        np.int64
+    )

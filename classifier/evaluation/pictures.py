@@ -67,7 +67,7 @@ def mosaic(tiles: np.ndarray, fill: float) -> np.ndarray:
     grid = np.full(shape, fill, np.float32)
     for index, tile in enumerate(tiles):
         row, column = divmod(index, GRID_COLUMNS)
-        grid[row * step_y:row * step_y + height, column * step_x:column * step_x + width] = tile
+        grid[row * step_y : row * step_y + height, column * step_x : column * step_x + width] = tile
     return grid
 
 
@@ -76,8 +76,12 @@ def grid_figure(blocks: list[tuple[str, int]]):
     block CELL inches high per row of tiles: its size depends on the blocks alone."""
     heights = [grid_rows(tiles) * CELL + TITLE for _, tiles in blocks]
     figure, axes = plt.subplots(
-        len(blocks), 1, figsize=(GRID_COLUMNS * CELL, sum(heights) + TITLE), height_ratios=heights,
-        squeeze=False, layout="constrained",
+        len(blocks),
+        1,
+        figsize=(GRID_COLUMNS * CELL, sum(heights) + TITLE),
+        height_ratios=heights,
+        squeeze=False,
+        layout="constrained",
     )
     for axis, (title, _) in zip(axes[:, 0], blocks):
         axis.axis("off")
@@ -96,8 +100,11 @@ def scaled_channels(activation: np.ndarray) -> np.ndarray:
 def activations_figure(image, layer_names, maps, caption: str, title: str, out_path) -> None:
     """The image, then per layer its first CHANNELS_SHOWN channels, each on its own color scale."""
     blocks = [(caption, 1)] + [
-        (f"{name}: {m.shape[0]}x{m.shape[1]}, {m.shape[-1]} channels"
-         + (f", the first {CHANNELS_SHOWN}" if m.shape[-1] > CHANNELS_SHOWN else ""), min(m.shape[-1], CHANNELS_SHOWN))
+        (
+            f"{name}: {m.shape[0]}x{m.shape[1]}, {m.shape[-1]} channels"
+            + (f", the first {CHANNELS_SHOWN}" if m.shape[-1] > CHANNELS_SHOWN else ""),
+            min(m.shape[-1], CHANNELS_SHOWN),
+        )
         for name, m in zip(layer_names, maps)
     ]
     figure, axes = grid_figure(blocks)
@@ -141,7 +148,12 @@ def grad_cam_figure(images, heatmaps, probabilities, labels, names, class_names,
         plain.set_title(f"{names[index]} (true {class_names[labels[index]]})", fontsize=9)
         overlay.imshow(image)
         overlay.imshow(  # stretched over the image, smoothly
-            heatmap, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear",
+            heatmap,
+            cmap="jet",
+            alpha=0.45,
+            vmin=0,
+            vmax=1,
+            interpolation="bilinear",
             extent=(-0.5, size - 0.5, size - 0.5, -0.5),
         )
         choice = predicted[index]

@@ -1,12 +1,15 @@
-"""The Markdown pieces of metrics/report.md: tables of the test results, per class and per confused pair."""
+"""metrics/report.md: the test results of every model, per class and per confused pair, the params
+that made them and the pictures, in Markdown."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from classifier.core.schema import Params
 from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
 from classifier.evaluation.metrics import most_confused, per_class_scores
 
+EXPLAINED_MODEL = "fine_tuned"  # the model the mistakes, the per-class table and the confused pairs are about
 CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed
 LISTED_CLASSES = 10  # up to this many classes, the summary counts each class's test images
 
@@ -89,8 +92,75 @@ def pictures_lines(class_names: list[str], wrong: int, explained_model: str) -> 
         "[activations](explain/activations.png) in its first layers, [filter patterns](explain/filters.png) "
         "and where it looks, [Grad-CAM heatmaps](explain/gradcam.png) of the predicted class.",
         "",
-        ("Training curves, confusion matrices and ROC curves" if len(class_names) == 2
-         else "Training curves and confusion matrices") + ": `dvc plots show`.",
+        (
+            "Training curves, confusion matrices and ROC curves"
+            if len(class_names) == 2
+            else "Training curves and confusion matrices"
+        )
+        + ": `dvc plots show`.",
     ]
 
 
+def share_text(share) -> str:
+    """An index range [start, end) or a fraction of each class."""
+    return f"[{share[0]}, {share[1]})" if isinstance(share, tuple) else f"{share * 100:g}%"
+
+
+def groups_text(groups: dict[str, list[str]]) -> str:
+    return "; ".join(f"{group}: {', '.join(members)}" for group, members in groups.items())
+
+
+def params_lines(params: Params) -> list[str]:
+    data = params.data  # one alias per line: the dvc.yaml test follows `x = params.a`, not tuples
+    base = params.base
+    split = data.split
+    shares = (
+        f"train {share_text(split.train)}, validation {share_text(split.validation)}, test {share_text(split.test)}"
+    )
+    lines = [f"- data: `{data.raw_dir}` at {data.image_size}x{data.image_size}, per class {shares}"]
+    if data.classes is not None:
+        lines.append(f"- classes: {', '.join(data.classes)}")
+    if data.class_groups is not None:
+        lines.append(f"- class groups: {groups_text(data.class_groups)}")
+    class_weight = params.training.class_weight
+    lines += [
+        f"- base: `{base.name}`, weights `{base.weights or 'null'}`, preprocessing `{base.preprocessing}`, "
+        f"fine-tuned from `{base.fine_tune_from}` at lr {params.lr:g}",
+        f"- epochs: classifier {params.train_classifier.epochs}, frozen {params.train_frozen.epochs}, "
+        f"fine-tune {params.fine_tune.epochs}, scratch {params.train_scratch.epochs}, "
+        f"scratch augmented {params.train_scratch_augmented.epochs}; class weights {class_weight or 'none'}; "
+        f"seed {params.seed}",
+    ]
+    return lines
+
+
+def report_markdown(
+    params: Params, class_names: list[str], results: dict, counts: dict, labels: np.ndarray, wrong: int
+) -> str:
+    book = compares_with_book(class_names)
+    title = "Dogs vs. Cats: test results" if book else f"Test results, {len(class_names)} classes"
+    lines = [
+        f"# {title}",
+        "",
+        f"Written by stage `evaluate` from {split_summary(labels, class_names)}; do not edit, run `dvc repro`.",
+        "",
+        *results_table(results, class_names),
+        "",
+        "## Per class",
+        "",
+        *per_class_tables(counts, class_names, EXPLAINED_MODEL),
+        "",
+        f"## Most confused ({EXPLAINED_MODEL})",
+        "",
+        *confused_pairs(counts[EXPLAINED_MODEL], class_names),
+        "",
+        "## Params",
+        "",
+        *params_lines(params),
+        "",
+        "## Pictures",
+        "",
+        *pictures_lines(class_names, wrong, EXPLAINED_MODEL),
+        "",
+    ]
+    return "\n".join(lines)

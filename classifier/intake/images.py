@@ -1,15 +1,11 @@
-"""Decoding images to fixed-size RGB arrays, and the prepared arrays every later stage reads."""
+"""Decoding images of any format PIL reads into fixed-size uint8 RGB arrays."""
 
 from __future__ import annotations
 
 import io
-import mmap
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-
-from classifier.core.layout import PREPARED_DIR
 
 
 class BadImage(ValueError):
@@ -86,27 +82,3 @@ def integer_range(image: Image.Image) -> int:
     else:
         kind = "32-bit integer"
     raise BadImage(f"{kind} image (mode I): convert it to 8-bit RGB")
-
-
-def prepared_paths(split: str, folder: Path = PREPARED_DIR) -> tuple[Path, Path]:
-    return folder / f"{split}_images.npy", folder / f"{split}_labels.npy"
-
-
-def release(array: np.ndarray) -> None:
-    """Drop a memory-mapped array's pages from this process's resident memory.
-
-    The pages stay in the OS page cache, written ones included (the maps are shared, so
-    nothing is lost and nothing needs a slow msync): reading them again is cheap, only what
-    the process holds on to shrinks. No-op for arrays that are not memory maps.
-    """
-    mapping = getattr(array, "_mmap", None)  # numpy.memmap's mmap object, shared by its slices
-    if mapping is not None:
-        mapping.madvise(mmap.MADV_DONTNEED)
-
-
-def load_prepared(split: str, folder: Path = PREPARED_DIR) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (N, S, S, 3), integer labels (N,)), memory-mapped so a large split costs no RAM."""
-    images_path, labels_path = prepared_paths(split, folder)
-    if not images_path.is_file():
-        raise FileNotFoundError(f"{images_path} is missing: run `dvc repro prepare` first")
-    return np.load(images_path, mmap_mode="r"), np.load(labels_path)

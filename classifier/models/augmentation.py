@@ -1,7 +1,7 @@
 """The book's augmentation as one Keras layer, used in training only.
 
-Saved models never hold it (models.with_augmentation puts it in front of the model that
-is trained, and the model behind it is what is saved), so they load with plain Keras.
+Saved models never hold it (`with_augmentation` puts it in front of the model that is
+trained, and the model behind it is what is saved), so they load with plain Keras.
 It is registered all the same, so that a model holding it can be saved and loaded in tests.
 """
 
@@ -11,6 +11,8 @@ import math
 
 import keras
 from keras import layers
+
+from classifier.core.schema import AugmentationParams
 
 PACKAGE = "dogs_vs_cats"  # namespace of this project's custom layer in .keras files
 
@@ -26,8 +28,17 @@ class BookAugmentation(layers.Layer):
     nearest edge pixel, as the book's fill_mode="nearest". Active only in training.
     """
 
-    def __init__(self, rotation_degrees=0.0, width_shift=0.0, height_shift=0.0, shear=0.0, zoom=0.0,
-                 horizontal_flip=False, seed=None, **kwargs):
+    def __init__(
+        self,
+        rotation_degrees=0.0,
+        width_shift=0.0,
+        height_shift=0.0,
+        shear=0.0,
+        zoom=0.0,
+        horizontal_flip=False,
+        seed=None,
+        **kwargs,
+    ):
         kwargs.setdefault("dtype", "float32")  # resampling in float32, also under mixed precision
         super().__init__(**kwargs)
         self.rotation_degrees, self.width_shift, self.height_shift = rotation_degrees, width_shift, height_shift
@@ -64,7 +75,33 @@ class BookAugmentation(layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(), "rotation_degrees": self.rotation_degrees, "width_shift": self.width_shift,
-            "height_shift": self.height_shift, "shear": self.shear, "zoom": self.zoom,
-            "horizontal_flip": self.horizontal_flip, "seed": self.seed,
+            **super().get_config(),
+            "rotation_degrees": self.rotation_degrees,
+            "width_shift": self.width_shift,
+            "height_shift": self.height_shift,
+            "shear": self.shear,
+            "zoom": self.zoom,
+            "horizontal_flip": self.horizontal_flip,
+            "seed": self.seed,
         }
+
+
+def augmentation(params: AugmentationParams, seed: int) -> BookAugmentation:
+    """The book's ImageDataGenerator settings as one Keras layer (active only in training)."""
+    return BookAugmentation(
+        rotation_degrees=params.rotation_degrees,
+        width_shift=params.width_shift,
+        height_shift=params.height_shift,
+        shear=params.shear,
+        zoom=params.zoom,
+        horizontal_flip=params.horizontal_flip,
+        seed=seed,
+        name="augmentation",
+    )
+
+
+def with_augmentation(model: keras.Model, augment: keras.layers.Layer) -> keras.Model:
+    """Pixels -> augmentation -> `model`: what is trained, while `model` alone (sharing the
+    weights) is what is saved, so saved models hold no training-time layer."""
+    pixels = keras.Input(shape=model.input_shape[1:], name="pixels")
+    return keras.Model(pixels, model(augment(pixels)), name=f"{model.name}_augmented")

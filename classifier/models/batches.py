@@ -12,7 +12,7 @@ import math
 import keras
 import numpy as np
 
-from classifier.intake.images import release
+from classifier.intake.prepared import release
 
 RELEASE_EVERY = 64  # batches between two releases of a memory map's pages
 READ_AHEAD_THREADS = 2  # enough to keep a train step fed from a page-cached memory map

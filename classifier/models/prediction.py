@@ -1,4 +1,5 @@
-"""Running a model over image arrays a batch at a time, and reading its output as class probabilities."""
+"""Running a model over image arrays a batch at a time (into memory, or into a memory-mapped file),
+and reading its output as class probabilities."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from classifier.core.cli import StageError
 from classifier.core.layout import CLASSES_FILE
-from classifier.models.bases import class_count, class_probabilities
+from classifier.intake.prepared import release
+from classifier.models.heads import class_count, class_probabilities
 from classifier.models.saving import saved_class_names
 
 
@@ -17,6 +19,22 @@ def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
     """(start row, model output) for each batch of images; only a batch is read at a time (memory maps)."""
     for start in range(0, len(images), batch_size):
         yield start, model.predict_on_batch(images[start : start + batch_size].astype(np.float32))
+
+
+RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages
+
+
+def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path) -> None:
+    """Stream the model's outputs (features) batch by batch into a memory-mapped .npy file; resident memory
+    stays bounded by RELEASE_EVERY images, whatever the size of the split."""
+    shape = (len(images), *extractor.output_shape[1:])
+    features = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=shape)
+    for start, output in predict_batches(extractor, images, batch_size):
+        features[start : start + len(output)] = output
+        if (start + len(output)) // RELEASE_EVERY > start // RELEASE_EVERY:
+            release(features)
+            release(images)
+    features.flush()
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:

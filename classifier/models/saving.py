@@ -195,7 +195,8 @@ def weights_problem(model: keras.Model, err: Exception) -> str:
         return "is not an HDF5 file (its name ends in .h5, its contents are something else)"
     mismatched = re.search(r"A total of (\d+) objects could not be loaded", message)
     if mismatched:
-        return f"does not fit {model.name}: the weights of {mismatched.group(1)} of its layers do not match (another architecture?)"
+        layers = mismatched.group(1)
+        return f"does not fit {model.name}: the weights of {layers} of its layers do not match (another architecture?)"
     if "mismatch" in message:
         return f"does not fit {model.name} ({first_sentence(err)})"
     return f"could not be loaded into {model.name} ({first_sentence(err)})"

@@ -1,28 +1,24 @@
-"""Training shared by the stages: seeding and devices, dvclive logging, the best epoch,
-and per-epoch checkpoints to resume an interrupted stage. Batches come from classifier.models.batches."""
+"""Training shared by the stages: seeding and devices, dvclive logging, the best epoch, class
+weights. Batches come from classifier.models.batches, checkpoints from classifier.models.checkpoints."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
-import json
 import math
 import os
-import shutil
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 from dvclive import Live
 
-from classifier.core.backend import backend_problem, devices, global_random_state, set_global_random_state, set_seed
-from classifier.models.batches import ArrayBatches
+from classifier.core.backend import backend_problem, devices, set_global_random_state, set_seed
 from classifier.core.cli import StageError
-from classifier.intake.images import load_prepared
-from classifier.core.layout import CHECKPOINTS_DIR, stage_metrics_dir
-from classifier.core.params import PARAMS_FILE, RunParams
+from classifier.core.layout import stage_metrics_dir
+from classifier.core.schema import RunParams
+from classifier.intake.prepared import load_prepared
+from classifier.models.batches import ArrayBatches
+from classifier.models.checkpoints import Checkpoint, fingerprint, only_run
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
 
@@ -48,121 +44,6 @@ def prepared_splits() -> tuple[Arrays, Arrays]:
     return load_prepared("train"), load_prepared("validation")
 
 
-class Checkpoint:
-    """A fit's state after its last finished epoch, in CHECKPOINTS_DIR/<stage>/.
-
-    Weights with the optimizer's state, the random layers' seed states (and the backend's
-    global generator, which torch's unseeded Dropout draws from), the epoch log
-    and the best weights so far: enough for a resumed run to end with the same weights
-    as an uninterrupted one. `fingerprint` ties it to one start (params, code, inputs,
-    initial weights); a checkpoint from any other start is discarded.
-    """
-
-    def __init__(self, stage: str, fingerprint: str):
-        self.folder = CHECKPOINTS_DIR / stage
-        self.fingerprint = fingerprint
-
-    def load(self, model: keras.Model) -> dict | None:
-        """The saved state (epoch, history, best), with the model restored to it; None if there is none to use."""
-        state_file = self.folder / "state.json"
-        if not state_file.is_file():
-            return None
-        state = json.loads(state_file.read_text())
-        if state["fingerprint"] != self.fingerprint:
-            print(f"training: discarding the checkpoint in {self.folder}: it is from other params, code, data or Keras backend")
-            self.remove()
-            return None
-        strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's: new variables are made inside it
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model.optimizer.build(model.trainable_variables)  # its variables must exist before loading into them
-            model.load_weights(self.folder / state["weights"])
-            with np.load(self.folder / state["arrays"]) as arrays:
-                for variable, value in zip(seed_states(model), unpack(arrays, "seed"), strict=True):
-                    variable.assign(value)
-                state["global_random"] = unpack(arrays, "global_random")  # set as the next epoch begins
-                state["best_weights"] = unpack(arrays, "best") or None
-        return state
-
-    def save(self, model: keras.Model, state: dict, best_weights: list[np.ndarray]) -> None:
-        """Write the state after an epoch; state.json, written last, is what makes it count."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        epoch = state["epoch"]
-        files = {"weights": f"epoch-{epoch}.weights.h5", "arrays": f"epoch-{epoch}.npz"}
-        model.save_weights(self.folder / files["weights"])
-        np.savez(
-            self.folder / files["arrays"],
-            **pack("seed", [variable.numpy() for variable in seed_states(model)]),
-            **pack("global_random", global_random_state()),
-            **pack("best", best_weights or []),
-        )
-        temporary = self.folder / "state.json.partial"
-        temporary.write_text(json.dumps({**state, **files, "fingerprint": self.fingerprint}))
-        os.replace(temporary, self.folder / "state.json")
-        for old in self.folder.glob("epoch-*"):
-            if old.name not in files.values():
-                old.unlink()
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def seed_states(model: keras.Model) -> list:
-    """The random layers' seed-generator states: not part of the model's weights, needed to resume exactly."""
-    weights = {id(variable) for variable in model.weights}
-    return [variable for variable in model.variables if id(variable) not in weights]
-
-
-def pack(prefix: str, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-    return {f"{prefix}_{i}": array for i, array in enumerate(arrays)}
-
-
-def unpack(archive, prefix: str) -> list[np.ndarray]:
-    count = sum(name.startswith(f"{prefix}_") for name in archive.files)
-    return [archive[f"{prefix}_{i}"] for i in range(count)]
-
-
-def fingerprint(stage: str, model: keras.Model, arrays: list[np.ndarray], settings: tuple) -> str:
-    """What a checkpoint must match to be resumed: params.yaml, the stage code, the settings (the backend
-    among them), the inputs, the initial weights."""
-    digest = hashlib.sha256(f"{stage} {settings}".encode())
-    for source in [PARAMS_FILE, *sorted(Path("stages").rglob("*.py"))]:
-        digest.update(source.read_bytes() if source.is_file() else b"")
-    for array in arrays:
-        digest.update(f"{array.shape} {array.dtype}".encode())
-        if isinstance(array, np.memmap):  # a large input: its file's size and time, not its content
-            stat = os.stat(array.filename)
-            digest.update(f"{array.filename} {stat.st_size} {stat.st_mtime_ns}".encode())
-        else:
-            digest.update(np.ascontiguousarray(array).tobytes())
-    for weights in model.get_weights():
-        digest.update(weights.tobytes())
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def only_run(stage: str):
-    """Hold the stage's lock while it trains: a second run of the same stage (an orphan of a killed
-    `dvc`, a second terminal) would race it on the same checkpoint and outputs. The lock is the
-    kernel's (flock): it goes with the process however the process ends."""
-    CHECKPOINTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = CHECKPOINTS_DIR / f"{stage}.lock"
-    with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            other = lock.read().strip() or "unknown"
-            raise StageError(
-                f"{stage} is already running in this workspace (process {other}); wait for it to finish, "
-                f"or stop it (`kill {other}`) and run again"
-            ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
-        yield
-
-
 class EpochLog(keras.callbacks.Callback):
     """Per-epoch train/val loss and accuracy to dvclive; keeps the best epoch by val loss;
     saves a checkpoint after every epoch when it has one; stops the run if its parent is gone."""
@@ -179,7 +60,11 @@ class EpochLog(keras.callbacks.Callback):
         """Continue from a checkpoint's state: its epochs are logged again (DVC cleared the folder)."""
         for logs in state["history"]:
             self.record(logs)
-        self.best_loss, self.best_epoch, self.best_weights = state["best_loss"], state["best_epoch"], state["best_weights"]
+        self.best_loss, self.best_epoch, self.best_weights = (
+            state["best_loss"],
+            state["best_epoch"],
+            state["best_weights"],
+        )
         self.global_random = state["global_random"]
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -202,7 +87,12 @@ class EpochLog(keras.callbacks.Callback):
             self.best_loss, self.best_epoch = logs["val_loss"], epoch + 1
             self.best_weights = self.model.get_weights()
         if self.checkpoint is not None:
-            state = {"epoch": epoch + 1, "history": self.history, "best_loss": self.best_loss, "best_epoch": self.best_epoch}
+            state = {
+                "epoch": epoch + 1,
+                "history": self.history,
+                "best_loss": self.best_loss,
+                "best_epoch": self.best_epoch,
+            }
             self.checkpoint.save(self.model, state, self.best_weights)
         if os.getppid() != self.parent:  # orphaned: nobody will record what this run makes
             kept = "its checkpoint is kept, " if self.checkpoint is not None else ""
@@ -226,8 +116,16 @@ def class_weights(how: str | None, labels: np.ndarray, num_classes: int) -> dict
 
 
 def fit(
-    model: keras.Model, stage: str, train: Arrays, validation: Arrays, *,
-    epochs: int, batch_size: int, seed: int, resume: bool, class_weight: dict[int, float] | None = None,
+    model: keras.Model,
+    stage: str,
+    train: Arrays,
+    validation: Arrays,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    resume: bool,
+    class_weight: dict[int, float] | None = None,
 ) -> dict:
     """Train on (x, y) arrays, keep the epoch with the lowest validation loss, write metrics/<stage>/metrics.json.
 
@@ -253,8 +151,13 @@ def fit(
         if first_epoch < epochs:
             batches = ArrayBatches(*train, batch_size, seed=seed)
             model.fit(
-                batches, validation_data=ArrayBatches(*validation, batch_size),
-                epochs=epochs, initial_epoch=first_epoch, callbacks=[batches.follow_epochs(), log], shuffle=False, verbose=2,
+                batches,
+                validation_data=ArrayBatches(*validation, batch_size),
+                epochs=epochs,
+                initial_epoch=first_epoch,
+                callbacks=[batches.follow_epochs(), log],
+                shuffle=False,
+                verbose=2,
                 class_weight=class_weight,
             )
         seconds = time.perf_counter() - started
@@ -275,6 +178,8 @@ def fit(
         if checkpoint:
             checkpoint.remove()
         ran = max(epochs - first_epoch, 1)
-        print(f"{stage}: best epoch {log.best_epoch}/{epochs}: val accuracy {summary['val']['accuracy']:.4f}, "
-              f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / ran:.1f} s/epoch)")
+        print(
+            f"{stage}: best epoch {log.best_epoch}/{epochs}: val accuracy {summary['val']['accuracy']:.4f}, "
+            f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / ran:.1f} s/epoch)"
+        )
         return summary

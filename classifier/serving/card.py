@@ -7,56 +7,111 @@ import json
 
 import keras
 
-from classifier.serving.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE
+from classifier.core.cli import StageError
 from classifier.core.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, model_path
+from classifier.serving.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE
+
+TRANSFER_MODELS = ("feature_extraction", "frozen_augmented", "fine_tuned")  # the ones on a pretrained base
+
+
+def recipe(params, name: str) -> dict[str, object]:
+    """The params that made the model `name`, as the card quotes them."""
+    made = {"seed": params.seed}
+    if name in TRANSFER_MODELS:
+        base = params.base
+        made |= {"base.name": base.name, "base.weights": base.weights, "base.preprocessing": base.preprocessing}
+    stage = MODEL_STAGES[name]
+    sections = {
+        "train_scratch": params.train_scratch,
+        "train_scratch_augmented": params.train_scratch_augmented,
+        "train_classifier": params.train_classifier,
+        "train_frozen": params.train_frozen,
+        "fine_tune": params.fine_tune,
+    }
+    section = sections[stage]
+    made |= {f"{stage}.{key}": getattr(section, key) for key in section.keys()}
+    if name == "fine_tuned":
+        made["lr"] = params.lr
+    return made
+
+
+def evaluated_metrics(name: str) -> dict[str, float]:
+    if not EVALUATION_METRICS.is_file():
+        raise StageError(f"{EVALUATION_METRICS} is missing: run `dvc repro evaluate` first")
+    metrics = json.loads(EVALUATION_METRICS.read_text())
+    if name not in metrics:
+        raise StageError(f"{EVALUATION_METRICS} has no results for export.model {name}: run `dvc repro evaluate`")
+    return metrics[name]
+
 
 def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict, formats: list[str]) -> str:
     size, path = model.input_shape[1], model_path(name)
     if model.output_shape[-1] == 1:
-        output = (f"float32 (N, 1): P(`{classes[1]}`), the probability of class 1; P(`{classes[0]}`) is 1 minus it, "
-                  f"and the pipeline predicts `{classes[1]}` from 0.5 up")
+        output = (
+            f"float32 (N, 1): P(`{classes[1]}`), the probability of class 1; P(`{classes[0]}`) is 1 minus it, "
+            f"and the pipeline predicts `{classes[1]}` from 0.5 up"
+        )
     else:
         output = f"float32 (N, {len(classes)}): the probabilities (softmax) of the classes in label order"
     others = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key != "accuracy")
     lines = [
-        f"# {name}: an image classifier of {len(classes)} classes", "",
-        f"Written by the DVC stage `export` from `{path}`, which stage `{MODEL_STAGES[name]}` trained.", "",
+        f"# {name}: an image classifier of {len(classes)} classes",
+        "",
+        f"Written by the DVC stage `export` from `{path}`, which stage `{MODEL_STAGES[name]}` trained.",
+        "",
         "- **Classes**, in label order: " + ", ".join(f"{label} `{cls}`" for label, cls in enumerate(classes)),
         f"- **Input** `{INPUT_NAME}`: float32 (N, {size}, {size}, 3), RGB pixels 0-255 of images resized to "
         f"{size}x{size} (squashed, not cropped). No scaling or other preprocessing: the model does its own.",
         f"- **Output** `{OUTPUT_NAME}`: {output}.",
         f"- **Test accuracy**: {metrics['accuracy']:.4f} ({EVALUATION_METRICS}; {others}).",
-        "- **Made with** (params.yaml): " + ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in made.items())
-        + "; every setting of the run: dvc.lock.", "",
-        "## Loading", "", "```python", "import numpy as np", "from PIL import Image", "",
+        "- **Made with** (params.yaml): "
+        + ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in made.items())
+        + "; every setting of the run: dvc.lock.",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "import numpy as np",
+        "from PIL import Image",
+        "",
         f'pixels = np.asarray(Image.open("photo.jpg").convert("RGB").resize(({size}, {size}), Image.BILINEAR), '
-        'dtype=np.float32)[None]', "",
+        "dtype=np.float32)[None]",
+        "",
         "import keras  # the trained model itself: Keras' own layers only",
         f'probabilities = keras.saving.load_model("{path}").predict(pixels)',
     ]
     folder = EXPORT_DIR
     if "saved_model" in formats:
         lines += [
-            "", f"import tensorflow as tf  # SavedModel: tag serve, signature {SIGNATURE}, as TF Serving loads it",
-            f'saved_model = tf.saved_model.load("{folder}/{FILES["saved_model"]}")  # keep it: its variables live in it',
+            "",
+            f"import tensorflow as tf  # SavedModel: tag serve, signature {SIGNATURE}, as TF Serving loads it",
+            f'saved_model = tf.saved_model.load("{folder}/{FILES["saved_model"]}")'
+            "  # keep it: its variables live in it",
             "probabilities = saved_model.serve(pixels).numpy()",
         ]
     if "litert" in formats:
         lines += [
-            "", "from ai_edge_litert.interpreter import Interpreter  # LiteRT; or tf.lite.Interpreter",
+            "",
+            "from ai_edge_litert.interpreter import Interpreter  # LiteRT; or tf.lite.Interpreter",
             f'runner = Interpreter(model_path="{folder}/{FILES["litert"]}").get_signature_runner()',
             f'probabilities = runner({INPUT_NAME}=pixels)["{OUTPUT_NAME}"]',
         ]
     if "onnx" in formats:
         lines += [
-            "", "import onnxruntime  # ONNX",
+            "",
+            "import onnxruntime  # ONNX",
             f'session = onnxruntime.InferenceSession("{folder}/{FILES["onnx"]}")',
             f'probabilities = session.run(None, {{"{INPUT_NAME}": pixels}})[0]',
         ]
     if "saved_model" in formats:
         lines += [
-            "```", "", "TF Serving (REST on port 8501):", "", "```bash",
-            f'docker run -p 8501:8501 -v "$PWD/{folder}/{FILES["saved_model"]}:/models/{name}/1" -e MODEL_NAME={name} tensorflow/serving',
+            "```",
+            "",
+            "TF Serving (REST on port 8501):",
+            "",
+            "```bash",
+            f'docker run -p 8501:8501 -v "$PWD/{folder}/{FILES["saved_model"]}:/models/{name}/1" '
+            f"-e MODEL_NAME={name} tensorflow/serving",
             f"curl -d '{{\"instances\": [...N x {size} x {size} x 3 pixels...]}}' http://localhost:8501/v1/models/{name}:predict",
         ]
     return "\n".join(lines + ["```", ""])

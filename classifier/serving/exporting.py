@@ -19,8 +19,8 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import fingerprint_pb2
 
+from classifier.core.catalog import EXPORT_CONVERTERS
 from classifier.core.cli import StageError
-from classifier.core.params import EXPORT_CONVERTERS
 from classifier.models.saving import first_sentence
 
 # Each format's file or folder inside the export folder, in the order they are written.
@@ -34,8 +34,8 @@ def check_converters(formats: list[str]) -> None:
     """Every listed format's converter imports (the params check only finds it installed); else
     StageError naming it and what to install."""
     for name in formats:
-        modules, install = EXPORT_CONVERTERS[name]
-        for module in modules:
+        converter = EXPORT_CONVERTERS[name]
+        for module in converter.modules:
             try:
                 importlib.import_module(module)
             except ModuleNotFoundError:
@@ -44,7 +44,10 @@ def check_converters(formats: list[str]) -> None:
                 problem = f"cannot be imported ({first_sentence(err)})"
             else:
                 continue
-            raise StageError(f"export.formats lists {name} but {module} {problem}: {install}, or remove {name} from export.formats")
+            raise StageError(
+                f"export.formats lists {name} but {module} {problem}: {converter.install}, "
+                f"or remove {name} from export.formats"
+            )
 
 
 def export_model(model: keras.Model, folder: Path, formats: list[str]) -> None:
@@ -82,4 +85,6 @@ def write_litert(saved_model: Path, path: Path) -> None:
     try:
         path.write_bytes(converter.convert())
     except Exception as err:  # the converter's errors name the ops it cannot express
-        raise StageError(f"LiteRT cannot convert this model ({first_sentence(err)}): remove litert from export.formats") from None
+        raise StageError(
+            f"LiteRT cannot convert this model ({first_sentence(err)}): remove litert from export.formats"
+        ) from None

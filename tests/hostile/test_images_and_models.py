@@ -37,10 +37,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import load_base, predict
-from classifier.models import saving
 from classifier.core.cli import StageError
 from classifier.intake.images import BadImage, decode_image
+from classifier.models import saving
+from stages import load_base, predict
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 16  # the tiny classifier's input side
@@ -108,7 +108,15 @@ def files(tmp_path_factory) -> dict[str, Path]:
     dense_pixels = keras.Input((SIZE, SIZE, 3))
     dense = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(dense_pixels))
     keras.Model(dense_pixels, dense, name="dense").save(folder / "dense.keras")
-    names = ("classifier.keras", "full.keras", "models/base.keras", "lambda.keras", "text.keras", "README.md", "dense.keras")
+    names = (
+        "classifier.keras",
+        "full.keras",
+        "models/base.keras",
+        "lambda.keras",
+        "text.keras",
+        "README.md",
+        "dense.keras",
+    )
     return {Path(name).stem: folder / name for name in names}
 
 
@@ -200,7 +208,9 @@ def test_base_file_outside_bases_is_refused_before_loading(files, stage_dir):
     params["base"].update(name=str(files["full"]), weights=None)
     (stage_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     message = load_base_error(stage_dir)
-    check_line(message, f"params.yaml: base.name {str(files['full'])!r} is outside bases/, where DVC sees a new version")
+    check_line(
+        message, f"params.yaml: base.name {str(files['full'])!r} is outside bases/, where DVC sees a new version"
+    )
 
 
 def test_full_model_as_base_is_cut_at_its_last_feature_map(files, stage_dir, capsys):
@@ -216,13 +226,18 @@ def test_full_model_as_base_is_cut_at_its_last_feature_map(files, stage_dir, cap
 def test_model_without_a_feature_map_as_base_is_refused(files, stage_dir):
     set_base(stage_dir, name=str(files["dense"]), weights=None, fine_tune_from=None)
     message = load_base_error(stage_dir)
-    check_line(message, "base.name 'bases/dense.keras' has no convolutional feature map (no layer outputs (None, H, W, C))")
+    check_line(
+        message, "base.name 'bases/dense.keras' has no convolutional feature map (no layer outputs (None, H, W, C))"
+    )
 
 
 def test_unknown_output_layer_is_refused_with_the_layers_that_would_do(files, stage_dir):
     set_base(stage_dir, name=str(files["full"]), weights=None, output_layer="conv5", fine_tune_from=None)
     message = load_base_error(stage_dir)
-    check_line(message, "base.output_layer 'conv5' is not a layer of base.name 'bases/full.keras'; layers with a feature map: conv")
+    check_line(
+        message,
+        "base.output_layer 'conv5' is not a layer of base.name 'bases/full.keras'; layers with a feature map: conv",
+    )
 
 
 def test_text_file_as_base_weights_is_refused(files, stage_dir):
@@ -237,24 +252,39 @@ def test_text_file_as_base_weights_is_refused(files, stage_dir):
 
 def test_lambda_layer_file_is_refused_by_predict(files, image, capsys):
     message = predict_error(capsys, str(image), "--model", str(files["lambda"]))
-    check_line(message, f"predict: error: {files['lambda']} holds a Lambda layer (Python code that safe mode will not run): refused; give ")
+    check_line(
+        message,
+        f"predict: error: {files['lambda']} holds a Lambda layer (Python code that safe mode will not run): "
+        "refused; give ",
+    )
 
 
 def test_lambda_layer_file_is_refused_by_load_base(files, stage_dir):
     set_base(stage_dir, name=str(files["lambda"]), weights=None, fine_tune_from="conv")
     message = load_base_error(stage_dir)
-    check_line(message, f"base.name {in_bases(files['lambda'])!r} holds a Lambda layer (Python code that safe mode will not run): refused; give ")
+    check_line(
+        message,
+        f"base.name {in_bases(files['lambda'])!r} holds a Lambda layer (Python code that safe mode will not run): "
+        "refused; give ",
+    )
 
 
 def test_text_file_named_keras_is_refused_by_predict(files, image, capsys):
     message = predict_error(capsys, str(image), "--model", str(files["text"]))
-    check_line(message, f"predict: error: {files['text']} is not a Keras model file (a .keras file is a zip archive): refused; give ")
+    check_line(
+        message,
+        f"predict: error: {files['text']} is not a Keras model file (a .keras file is a zip archive): refused; give ",
+    )
 
 
 def test_text_file_named_keras_is_refused_by_load_base(files, stage_dir):
     set_base(stage_dir, name=str(files["text"]), weights=None, fine_tune_from="conv")
     message = load_base_error(stage_dir)
-    check_line(message, f"base.name {in_bases(files['text'])!r} is not a Keras model file (a .keras file is a zip archive): refused; give ")
+    check_line(
+        message,
+        f"base.name {in_bases(files['text'])!r} is not a Keras model file (a .keras file is a zip archive): "
+        "refused; give ",
+    )
 
 
 def test_a_base_given_to_predict_is_refused(files, image, capsys):

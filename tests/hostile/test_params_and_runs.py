@@ -49,11 +49,21 @@ def params_with(tmp_path: Path, *keys_and_value) -> Path:
 @pytest.mark.parametrize(
     "keys, value, message",
     [
-        (("data", "image_size"), 5000, "data.image_size (pixels per side; the small convnet halves it four times) must be between 16 and 1024; got 5000"),
+        (
+            ("data", "image_size"),
+            5000,
+            "data.image_size (pixels per side; the small convnet halves it four times) "
+            "must be between 16 and 1024; got 5000",
+        ),
         (("lr",), 0, "lr (the fine-tuning learning rate) must be > 0 and <= 1; got 0.0"),
         (("train_frozen", "learning_rate"), 2, "train_frozen.learning_rate must be > 0 and <= 1; got 2.0"),
         (("seed",), 2**32, "seed must be between 0 and 4294967295; got 4294967296"),
-        (("learning_rat",), 1e-4, "unknown key learning_rat (did you mean train_classifier.learning_rate or train_frozen.learning_rate or train_scratch.learning_rate or ...?)"),
+        (
+            ("learning_rat",),
+            1e-4,
+            "unknown key learning_rat (did you mean train_classifier.learning_rate or train_frozen.learning_rate "
+            "or train_scratch.learning_rate or ...?)",
+        ),
     ],
 )
 def test_impossible_params_are_one_line(tmp_path, keys, value, message):
@@ -69,7 +79,7 @@ TRAINING = textwrap.dedent("""
     import sys, time
     import keras, numpy as np
     from classifier.core.cli import run_stage
-    from classifier.models.bases import compile_model
+    from classifier.models.assembly import compile_model
     from classifier.models.training import fit
 
     class Slow(keras.callbacks.Callback):
@@ -98,9 +108,14 @@ def start_training(work: Path, parent: bool = False) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, str(script)]
     if parent:
-        launcher = f"import subprocess, sys; child = subprocess.Popen({command!r}, stdout=open('child.out', 'w'), stderr=subprocess.STDOUT); print(child.pid, flush=True); sys.exit(child.wait())"
+        launcher = (
+            f"import subprocess, sys; child = subprocess.Popen({command!r}, stdout=open('child.out', 'w'), "
+            "stderr=subprocess.STDOUT); print(child.pid, flush=True); sys.exit(child.wait())"
+        )
         command = [sys.executable, "-c", launcher]
-    return subprocess.Popen(command, cwd=work, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, cwd=work, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def wait_for(condition, seconds: float = 120) -> None:
@@ -142,9 +157,18 @@ def test_a_stage_whose_parent_is_killed_stops_after_its_next_epoch(tmp_path):
     wait_for(lambda: checkpoint_epoch(tmp_path) >= 2)
     os.kill(parent.pid, signal.SIGKILL)  # as `kill -9` of dvc alone
     parent.wait()
-    wait_for(lambda: not Path(f"/proc/{child_pid}").exists() or "Z" in Path(f"/proc/{child_pid}/stat").read_text().split()[2], 60)
+    wait_for(
+        lambda: (
+            not Path(f"/proc/{child_pid}").exists() or "Z" in Path(f"/proc/{child_pid}/stat").read_text().split()[2]
+        ),
+        60,
+    )
     output = (tmp_path / "child.out").read_text()
-    stopped = re.search(r"train_demo: error: the process that started this stage \(pid (\d+)\) is gone; stopped after epoch (\d+), its checkpoint is kept, run `dvc repro` again", output)
+    stopped = re.search(
+        r"train_demo: error: the process that started this stage \(pid (\d+)\) is gone; stopped after epoch (\d+), "
+        r"its checkpoint is kept, run `dvc repro` again",
+        output,
+    )
     assert stopped, output[-2000:]
     assert int(stopped.group(1)) == parent.pid
     assert int(stopped.group(2)) == checkpoint_epoch(tmp_path) < 200  # the checkpoint of the last epoch it ran
@@ -169,10 +193,15 @@ def test_ctrl_c_or_sigterm_ends_a_stage_with_one_line(tmp_path, signum):
 CHATTER = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     "I0000 00:00:1795415650.143984   13060 port.cc:153] oneDNN custom operations are on.",
-    "I0000 00:00:1795415650.144691   13060 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.",
-    "E0000 00:00:1795416641.794686   17039 node_def_util.cc:682] NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset>",
+    "I0000 00:00:1795415650.144691   13060 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+    "GPU will not be used.",
+    "E0000 00:00:1795416641.794686   17039 node_def_util.cc:682] NodeDef mentions attribute "
+    "use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset>",
 ]
-CUINIT = "E0000 00:00:1795415651.231594   13060 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)"
+CUINIT = (
+    "E0000 00:00:1795415651.231594   13060 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)"
+)
 REAL = [
     "E0000 00:00:1795415651.231594   13060 some_kernel.cc:10] OOM when allocating tensor with shape[64,512,512]",
     "W0000 00:00:1795415651.231594   13060 gpu_device.cc:2341] Cannot dlopen some GPU libraries.",
@@ -190,10 +219,18 @@ def test_the_filter_drops_the_chatter_and_keeps_everything_else():
 
 def test_a_stage_shows_its_own_lines_and_not_tensorflows_start_up(tmp_path):
     """predict imports TensorFlow and fails on a model that is not there: only its own line is shown."""
-    environment = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "PIPELINE_STDERR_FILTERED")}
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("TF_CPP_MIN_LOG_LEVEL", "PIPELINE_STDERR_FILTERED")
+    }
     result = subprocess.run(
         [sys.executable, "-m", "stages.predict", str(tmp_path), "--model", str(tmp_path / "absent.keras")],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"predict: error: --model {tmp_path / 'absent.keras'} is not a file"]
@@ -211,7 +248,9 @@ def test_an_unknown_key_stops_dvc_repro_and_dvc_exp_run_in_their_first_stage(tin
         result = tiny_repo.dvc("repro", check=False)
         assert result.returncode != 0
         assert stages_run(result.stdout) == ["check_params"]
-        assert "check_params: error: params.yaml: unknown key learning_rat (did you mean" in result.stderr + result.stdout
+        assert (
+            "check_params: error: params.yaml: unknown key learning_rat (did you mean" in result.stderr + result.stdout
+        )
     finally:
         tiny_repo.reset()
     result = tiny_repo.dvc("exp", "run", "-n", "typo", "-S", "+learning_rat=1e-4", check=False)

@@ -50,10 +50,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import split
-from classifier.intake import raw_files
 from classifier.core.cli import run_stage
 from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST
+from classifier.intake import raw_files
+from stages import split
 
 REPO = Path(__file__).resolve().parents[2]
 RANGES = {"train": [0, 3], "validation": [3, 5], "test": [5, 6]}  # cat.3.jpg is a validation image

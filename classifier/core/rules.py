@@ -1,0 +1,177 @@
+"""The rules of params.yaml that span several keys, or need more than a type and a range: each a
+small function that raises one sentence naming the keys, run in order once every field is valid
+(so a type error never reads as a rule error). What only the data can tell (class names against
+the folders found) is checked by stage split.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from pathlib import Path
+
+from classifier.core.backend import backend_problem
+from classifier.core.catalog import EXPORT_CONVERTERS, KERAS_BASES
+from classifier.core.cli import StageError
+from classifier.core.layout import BASES_DIR, SPLITS
+from classifier.core.schema import Params
+
+
+class ParamsError(StageError):
+    """A params.yaml problem, phrased for the person who edits params.yaml."""
+
+
+def split_kinds_agree(params: Params) -> None:
+    kinds = {isinstance(share, tuple) for share in params.data.split.as_dict().values()}
+    if len(kinds) > 1:
+        raise ParamsError(
+            "params.yaml: data.split mixes index ranges and fractions; give three fractions of each class "
+            "(train: 0.8, validation: 0.1, test: 0.1) or, for Kaggle's naming, three ranges [start, end)"
+        )
+
+
+def split_ranges_are_disjoint(params: Params) -> None:
+    if not params.data.split.is_ranges:
+        return
+    ranges = params.data.split.as_dict()
+    for name, (start, end) in ranges.items():
+        if start < 0 or end <= start:
+            raise ParamsError(
+                f"params.yaml: data.split.{name} is [{start}, {end}), an empty or negative range; "
+                f"give per-class image indices [start, end) with 0 <= start < end"
+            )
+    for i, first in enumerate(SPLITS):
+        for second in SPLITS[i + 1 :]:
+            (a0, a1), (b0, b1) = ranges[first], ranges[second]
+            if a0 < b1 and b0 < a1:
+                raise ParamsError(
+                    f"params.yaml: data.split.{first} [{a0}, {a1}) overlaps data.split.{second} [{b0}, {b1}); "
+                    f"the same image must not be in two splits"
+                )
+
+
+def split_fractions_add_up(params: Params) -> None:
+    if params.data.split.is_ranges:
+        return
+    fractions = params.data.split.as_dict()
+    for name, fraction in fractions.items():
+        if not 0 < fraction < 1:
+            raise ParamsError(
+                f"params.yaml: data.split.{name} is {fraction:g}; each split's fraction of a class must be "
+                f"between 0 and 1 (exclusive), e.g. train: 0.8, validation: 0.1, test: 0.1"
+            )
+    total = sum(fractions.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ParamsError(
+            f"params.yaml: data.split fractions add up to {total:g}, not 1; e.g. train: 0.8, validation: 0.1, test: 0.1"
+        )
+
+
+def classes_make_a_classifier(params: Params) -> None:
+    data = params.data
+    if data.classes is not None and len(data.classes) < 2 and data.class_groups is None:
+        raise ParamsError(
+            f"params.yaml: data.classes lists one class ({data.classes[0]!r}); a classifier needs at least 2, "
+            f"or use null for every class found"
+        )
+
+
+def class_groups_partition_the_classes(params: Params) -> None:
+    data = params.data
+    if data.class_groups is None:
+        return
+    if len(data.class_groups) < 2:
+        raise ParamsError(
+            f"params.yaml: data.class_groups has one group ({next(iter(data.class_groups))!r}); "
+            f"give at least 2 groups, or null to train on the classes themselves"
+        )
+    owner: dict[str, str] = {}
+    for group, members in data.class_groups.items():
+        for member in members:
+            if member in owner:
+                raise ParamsError(
+                    f"params.yaml: class {member!r} is in two groups of data.class_groups ({owner[member]!r} and "
+                    f"{group!r}); put each class in one group"
+                )
+            owner[member] = group
+    outside = [member for member in owner if data.classes is not None and member not in data.classes]
+    if outside:
+        raise ParamsError(
+            f"params.yaml: data.class_groups uses {', '.join(map(repr, outside))}, which data.classes leaves "
+            f"out; add it to data.classes or set data.classes: null"
+        )
+
+
+def backend_can_train(params: Params) -> None:
+    run = params.training
+    problem = backend_problem(run.distribute, run.jit_compile, run.deterministic)
+    if problem:
+        raise ParamsError(problem)
+
+
+def base_is_known(params: Params) -> None:
+    base = params.base
+    if base.is_file:
+        if base.weights == "imagenet":
+            raise ParamsError(
+                "params.yaml: base.weights is 'imagenet' but base.name is a .keras file, which brings its own "
+                "weights; set base.weights: null (or random, or a weights file to load into it)"
+            )
+    elif base.name not in KERAS_BASES:
+        raise ParamsError(
+            f"params.yaml: base.name {base.name!r} is not a known base; use one of "
+            f"{', '.join(KERAS_BASES)} or the path of a .keras model in {BASES_DIR}/"
+        )
+    elif base.output_layer is not None:
+        raise ParamsError(
+            f"params.yaml: base.output_layer is {base.output_layer!r}, but it only applies to a .keras base; "
+            f"{base.name} ends at its last feature map already: set base.output_layer: null"
+        )
+
+
+def base_files_are_in_bases(params: Params) -> None:
+    """A new version of a base file reruns load_base only if DVC sees it: in bases/, its dependency."""
+    base = params.base
+    for key, path in (("base.name", base.name if base.is_file else None), ("base.weights", base.weights)):
+        if path not in (None, "imagenet", "random") and not _inside(Path(path), BASES_DIR):
+            raise ParamsError(
+                f"params.yaml: {key} {path!r} is outside {BASES_DIR}/, where DVC sees a new version of it and "
+                f"reruns load_base; copy it there and track it: cp {path} {BASES_DIR}/ && dvc add "
+                f"{BASES_DIR}/{Path(path).name}, then set {key}: {BASES_DIR}/{Path(path).name}"
+            )
+
+
+def export_converters_are_installed(params: Params) -> None:
+    """Found, not imported: this runs in every stage."""
+    for name in params.export.formats:
+        converter = EXPORT_CONVERTERS[name]
+        for module in converter.modules:
+            if importlib.util.find_spec(module) is None:
+                raise ParamsError(
+                    f"params.yaml: export.formats lists {name} but {module} is not installed: {converter.install}, "
+                    f"or remove {name} from export.formats"
+                )
+
+
+RULES = (
+    split_kinds_agree,
+    split_ranges_are_disjoint,
+    split_fractions_add_up,
+    classes_make_a_classifier,
+    class_groups_partition_the_classes,
+    backend_can_train,
+    base_is_known,
+    base_files_are_in_bases,
+    export_converters_are_installed,
+)
+
+
+def check_rules(params: Params) -> None:
+    for rule in RULES:
+        rule(params)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is inside `folder` by name (links are not followed: DVC hashes what is in the folder)."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))

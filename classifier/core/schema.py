@@ -1,0 +1,212 @@
+"""The schema of params.yaml: one pydantic model per section, in the file's order.
+
+Every key is required (DVC tracks params by key, so a missing key would break `dvc repro`
+anyway) and unknown keys are refused. Types are strict where YAML could slip a wrong one
+through (`epochs: 3.0`, `resume: 1`); numbers stay lax because PyYAML reads `1e-05`, as
+`dvc exp run -S lr=1e-5` writes it, as a string. Bounds are declared on the fields; rules
+between fields are in classifier.core.rules, the one-line messages in classifier.core.params.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic_core import PydanticCustomError
+
+from classifier.core.layout import SPLITS
+
+# The book's small convnet halves the image four times (2x2 max pooling): 16 pixels is the least
+# that leaves it a feature map (below 46 its 3x3 convolutions pad instead of shrinking the image).
+MIN_IMAGE_SIZE = 16
+# Each prepared image takes size x size x 3 bytes (3 MiB at 1024) and the bases' feature maps grow
+# with its square: past 1024 the arrays and a batch of activations outgrow a machine's memory.
+MAX_IMAGE_SIZE = 1024
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
+
+
+def _number(value):
+    """A float, also from a string ("1e-05"); never a bool (YAML's `true` is not 1.0)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "not a number")
+    return value
+
+
+def _class_name(value):
+    """Class names read from a labels CSV may be numbers: 3 means "3"."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _listed_once(items: list) -> list:
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(map(repr, repeated))} more than once")
+    return items
+
+
+def _split_share(value):
+    """A fraction of each class, or for Kaggle's naming an index range [start, end)."""
+    if isinstance(value, list):
+        if len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+        raise ValueError(f"must be a [start, end) pair of integers like [0, 1000]; got {value!r}")
+    try:
+        fraction = float(_number(value))
+    except (TypeError, ValueError, PydanticCustomError):
+        fraction = math.nan
+    if not math.isfinite(fraction):
+        raise ValueError(
+            f"must be a fraction of each class like 0.8 or, for Kaggle's cat.N.jpg naming, an index range "
+            f"[start, end) like [0, 1000]; got {value!r}"
+        )
+    return fraction
+
+
+Number = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+Text = Annotated[StrictStr, Field(min_length=1)]
+ClassName = Annotated[StrictStr, BeforeValidator(_class_name), Field(min_length=1)]
+ClassNames = Annotated[list[ClassName], Field(min_length=1), AfterValidator(_listed_once)]
+SplitShare = Annotated[tuple[int, int] | float, BeforeValidator(_split_share)]
+Count = Annotated[StrictInt, Field(ge=1)]
+Fraction = Annotated[Number, Field(ge=0, le=1)]
+Dropout = Annotated[Number, Field(ge=0, le=0.99)]
+# A learning rate of 0 trains nothing; above 1 (RMSprop, Adam) the weights blow up at once.
+LearningRate = Annotated[Number, Field(gt=0, le=1)]
+# The models the training stages write (layout.MODEL_STAGES), as explain.model and export.model name them.
+ModelName = Literal["scratch", "scratch_augmented", "feature_extraction", "frozen_augmented", "fine_tuned"]
+ExportFormat = Literal["saved_model", "litert", "onnx"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def keys(self) -> list[str]:
+        return list(type(self).model_fields)
+
+
+class SplitParams(Section):
+    train: SplitShare
+    validation: SplitShare
+    test: SplitShare
+
+    @property
+    def is_ranges(self) -> bool:
+        return isinstance(self.train, tuple)
+
+    def as_dict(self) -> dict[str, tuple[int, int] | float]:
+        return {name: getattr(self, name) for name in SPLITS}
+
+
+class DataParams(Section):
+    raw_dir: Text
+    image_size: StrictInt = Field(
+        ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE, description="pixels per side; the small convnet halves it four times"
+    )
+    on_bad_image: Literal["fail", "skip"]
+    split: SplitParams
+    classes: ClassNames | None  # null: every class found, sorted by name; or the ones to use, in label order
+    class_groups: Annotated[dict[ClassName, ClassNames], Field(min_length=1)] | None  # {group: [class, ...]}
+    label_column: Text  # the labels CSV's column that holds the label (arrays with a labels table)
+
+
+class BaseParams(Section):
+    name: Text
+    weights: Text | None
+    output_layer: Text | None  # a .keras base: the layer whose output is the feature map; null: the one its head reads
+    fine_tune_from: Text | None
+    preprocessing: Literal["native", "rescale"]
+
+    @property
+    def is_file(self) -> bool:
+        return self.name.endswith(".keras")
+
+
+class AugmentationParams(Section):
+    rotation_degrees: Annotated[Number, Field(ge=0, le=180)]
+    width_shift: Fraction
+    height_shift: Fraction
+    shear: Fraction
+    zoom: Fraction
+    horizontal_flip: StrictBool
+
+
+class HeadParams(Section):
+    pooling: Literal["flatten", "average"]
+    dense_units: Count
+    dropout: Dropout
+
+
+class BatchParams(Section):
+    batch_size: Count
+
+
+class TrainingParams(Section):
+    epochs: Count
+    batch_size: Count
+    learning_rate: LearningRate
+
+
+class FineTuneParams(Section):
+    """The learning rate is the top-level `lr`, so `dvc exp run -S lr=...` sweeps it."""
+
+    epochs: Count
+    batch_size: Count
+
+
+class ScratchParams(TrainingParams):
+    dropout: Dropout
+
+
+class RunParams(Section):
+    """How the training stages run (section `training`), the same for all of them."""
+
+    resume: StrictBool
+    deterministic: StrictBool
+    distribute: Literal["none", "mirrored"]
+    mixed_precision: StrictBool
+    jit_compile: StrictBool
+    class_weight: Literal["balanced"] | None  # balanced: weigh each class by 1 / its share of the training images
+
+
+class EvaluateParams(Section):
+    batch_size: Count
+    top_k: Count = Field(description="top-k accuracy is reported when k is below the number of classes")
+    gallery_size: Count = Field(description="how many of the worst mistakes to show")
+
+
+class ExplainParams(Section):
+    model: ModelName
+    image: StrictInt = Field(ge=0, description="the index of a test image")
+    activation_layers: Count
+    filter_layers: Count
+    filters: Count
+    filter_steps: Count
+    filter_size: StrictInt = Field(
+        ge=48, le=MAX_IMAGE_SIZE, description="pixels per side of the filter patterns; the small convnet needs 46"
+    )
+    gradcam_per_class: Count = Field(description="test images per class with a Grad-CAM heatmap")
+
+
+class ExportParams(Section):
+    model: ModelName
+    formats: Annotated[list[ExportFormat], Field(min_length=1), AfterValidator(_listed_once)]
+
+
+class Params(Section):
+    seed: StrictInt = Field(ge=0, le=MAX_SEED)
+    lr: LearningRate = Field(description="the fine-tuning learning rate")
+    data: DataParams
+    base: BaseParams
+    augmentation: AugmentationParams
+    head: HeadParams
+    training: RunParams
+    extract_features: BatchParams
+    train_classifier: TrainingParams
+    train_frozen: TrainingParams
+    fine_tune: FineTuneParams
+    train_scratch: ScratchParams
+    train_scratch_augmented: ScratchParams
+    evaluate: EvaluateParams
+    explain: ExplainParams
+    export: ExportParams

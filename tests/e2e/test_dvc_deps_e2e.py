@@ -1,0 +1,316 @@
+"""dvc.yaml keeps its promise, shown by what the stages do: each stage's deps, outs and params are
+exactly what it reads, writes and uses.
+
+The session's tiny pipeline runs every stage with tests/observe on PYTHONPATH, whose audit hook
+logs each file a stage process opens, lists, creates, renames or removes in the repository, each
+params key it reads, and the repository's modules it imported. Two more runs take the branches the
+tiny params do not: a .keras base from bases/ with `base.fine_tune_from: null` (load_base,
+fine_tune), and the export of a model trained from scratch. Then, per stage: the modules imported
+are the code deps; nothing read is undeclared and each declared data dep is read; nothing is
+written outside the outs; the params keys read are the declared ones.
+
+What the hook cannot see or the stages rightly leave undeclared is listed below, each with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+from conftest import ROOT, observed, set_params
+
+from classifier.core.layout import MODEL_STAGES
+
+pytestmark = pytest.mark.e2e
+
+STAGES: dict[str, dict] = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PARAMS_CHECK = "check_params"  # declares all of params.yaml, reads it through load_params' checks
+CODE = ("stages", "classifier")
+TEMPLATE = re.compile(r"\$\{\s*([\w.]+)\s*\}")
+
+# Modules a stage imports that change nothing it writes, so dvc.yaml leaves them out (besides the
+# packages' __init__.py files, which hold docstrings only: tests/test_dvc_yaml.py checks).
+NOT_CODE_DEPS = {
+    "stages/__init__.py": "starts the filter of TensorFlow's start-up lines on stderr, and nothing else",
+    "stages/_startup_log.py": "that filter: it decides which lines of stderr are shown, not what is written",
+}
+# Files a stage touches that are not the pipeline's data.
+NOT_DATA = {
+    ".dvc/tmp/": "DVC's scratch folder: the training checkpoints and locks, and dvclive's step marker",
+    ".dvc/": "DVC's config, read by dvclive to find the repository (it writes the same metrics either way)",
+    ".git/": "git's own files, read by dvclive to find the repository",
+    ".dvcignore": "read by dvclive with DVC's config",
+    ".gitignore": "read by dvclive with git's",
+    "params.yaml": "params are declared by key; which keys each stage reads is checked below",
+}
+# (stage, key) read on purpose without being declared.
+EXEMPT_PARAMS = {
+    ("load_base", "base.fine_tune_from"): (
+        "load_base checks the layer name so that a typo fails in seconds rather than after hours of "
+        "training; models/base.keras does not depend on it (fine_tune declares it)"
+    ),
+    **{
+        (stage, "training.resume"): (
+            "checkpoints change how a stage runs, not what it produces: a resumed run ends with the same "
+            "weights as an uninterrupted one (tests/models/test_training.py), so switching it reruns nothing"
+        )
+        for stage in MODEL_STAGES.values()
+    },
+}
+NEVER_DECLARED = {"training.resume"}  # exempt keys no stage declares: they change no output
+
+BASE_FILE = "bases/observed_base.keras"
+# Runs besides the session's: (params changed, stages run with their dvc.yaml cmd, in order).
+VARIANTS = {
+    "a .keras base": (
+        {("base", "name"): BASE_FILE, ("base", "weights"): None, ("base", "fine_tune_from"): None},
+        ["load_base", "fine_tune"],
+    ),
+    "a model from scratch exported": ({("export", "model"): "scratch"}, ["export"]),
+}
+
+
+# --- the logs ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Observed:
+    """What one stage did in one run: paths (relative to the repository) by kind of event, and params keys."""
+
+    paths: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    params: set[str] = field(default_factory=set)
+
+    def of(self, *kinds: str) -> set[str]:
+        return set().union(*(self.paths[kind] for kind in kinds))
+
+
+@dataclass
+class Run:
+    params: dict  # the params.yaml the stages ran with
+    stages: dict[str, Observed]
+
+
+def read_logs(logs: Path, params: dict) -> Run:
+    by_cmd = {tuple(shlex.split(stage["cmd"])[1:]): name for name, stage in STAGES.items()}
+    stages: dict[str, Observed] = defaultdict(Observed)
+    for log in sorted(logs.glob("*.tsv")):
+        lines = log.read_text().splitlines()
+        argv = json.loads(lines[0].split("\t", 1)[1])
+        observed_stage = stages[by_cmd[tuple(argv[argv.index("-m") :])]]  # forked workers share their stage's
+        for line in lines[1:]:
+            kind, path = line.split("\t", 1)
+            if kind == "params":
+                observed_stage.params.add(path)
+            elif kind != "argv":
+                observed_stage.paths[kind].add(path)
+    return Run(params, dict(stages))
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_repo, tmp_path_factory) -> list[Run]:
+    params = yaml.safe_load((tiny_repo.path / "params.yaml").read_text())
+    found = [read_logs(tiny_repo.observed_logs, params)]
+    for changes, stages in VARIANTS.values():
+        logs = tmp_path_factory.mktemp("observed_variant")
+        try:
+            shutil.copy2(tiny_repo.path / "models/scratch.keras", tiny_repo.path / BASE_FILE)
+            set_params(tiny_repo.path, changes)
+            with observed(tiny_repo, logs):
+                for stage in stages:
+                    tiny_repo.run(*shlex.split(STAGES[stage]["cmd"]))
+            found.append(read_logs(logs, yaml.safe_load((tiny_repo.path / "params.yaml").read_text())))
+        finally:
+            (tiny_repo.path / BASE_FILE).unlink(missing_ok=True)
+            tiny_repo.reset()
+    return found
+
+
+def stage_runs(runs: list[Run], stage: str) -> list[tuple[Run, Observed]]:
+    return [(run, run.stages[stage]) for run in runs if stage in run.stages]
+
+
+# --- dvc.yaml ------------------------------------------------------------------------------------------
+
+
+def lookup(params: dict, key: str):
+    value = params
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def resolved(path: str, params: dict) -> str:
+    return TEMPLATE.sub(lambda m: str(lookup(params, m.group(1))), path)
+
+
+def entries(stage: str, kind: str) -> list[str]:
+    return [entry if isinstance(entry, str) else next(iter(entry)) for entry in STAGES[stage].get(kind, [])]
+
+
+def code_deps(stage: str) -> set[str]:
+    """The .py files a stage's code deps name: a file, or every module of a folder (but its __init__.py)."""
+    found = set()
+    for dep in entries(stage, "deps"):
+        folder = ROOT / dep
+        if dep.endswith(".py"):
+            found.add(dep)
+        elif dep.startswith(f"{CODE[1]}/") and folder.is_dir():
+            found |= {f"{dep}/{path.name}" for path in folder.glob("*.py") if path.name != "__init__.py"}
+    return found
+
+
+def data_deps(stage: str, params: dict) -> list[str]:
+    return [resolved(dep, params) for dep in entries(stage, "deps") if not is_code(dep)]
+
+
+def is_code(path: str) -> bool:
+    return PurePosixPath(path).parts[0] in CODE
+
+
+def inside(path: str, folder: str) -> bool:
+    """`path` is `folder` or lies in it."""
+    return path == folder or PurePosixPath(folder) in PurePosixPath(path).parents
+
+
+def leaves(params: dict, key: str) -> set[str]:
+    value = lookup(params, key)
+    if not isinstance(value, dict):
+        return {key}
+    return set().union(*(leaves(params, f"{key}.{name}") for name in value))
+
+
+def declared_params(stage: str, params: dict) -> set[str]:
+    return set().union(*(leaves(params, key) for key in STAGES[stage].get("params", [])))
+
+
+# --- what each stage touched -----------------------------------------------------------------------------
+
+
+def not_data(path: str) -> bool:
+    return is_code(path) or any(path == name or path.startswith(name) for name in NOT_DATA)
+
+
+def temporaries(seen: Observed) -> set[str]:
+    """What the stage made and then removed or moved away (a temporary folder and all in it)."""
+    gone = seen.of("removed", "moved_from")
+    return {path for path in seen.of("write", "created") if any(inside(path, away) for away in gone)}
+
+
+def data_reads(seen: Observed, stage: str) -> set[str]:
+    """Paths read or listed that are the pipeline's data: not the stage's own outputs, nor what it
+    wrote itself, nor anything in what it removed or moved away (its temporary folders)."""
+    own = entries(stage, "outs") + sorted(seen.of("removed", "moved_from"))
+    return {
+        path
+        for path in seen.of("read", "list")
+        if not not_data(path) and not any(inside(path, mine) for mine in own) and path not in seen.of("write")
+    }
+
+
+# --- the tests ----------------------------------------------------------------------------------------
+
+
+def test_every_stage_ran_observed(runs):
+    assert set(runs[0].stages) == set(STAGES)
+    for name, (_, stages) in VARIANTS.items():
+        assert set(runs[list(VARIANTS).index(name) + 1].stages) == set(stages), name
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_code_deps_are_the_modules_the_stage_imports(runs, stage):
+    imported = set().union(*(seen.of("import") for _, seen in stage_runs(runs, stage)))
+    imported = {path for path in imported if PurePosixPath(path).name != "__init__.py"} - set(NOT_CODE_DEPS)
+    declared = code_deps(stage)
+    assert sorted(imported - declared) == [], f"{stage} imports modules dvc.yaml does not declare"
+    assert sorted(declared - imported) == [], f"{stage} declares modules it does not import"
+    assert len(entries(stage, "deps")) == len(set(entries(stage, "deps")))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_nothing_read_is_undeclared(runs, stage):
+    for run, seen in stage_runs(runs, stage):
+        deps = data_deps(stage, run.params)
+        undeclared = sorted(path for path in data_reads(seen, stage) if not any(inside(path, dep) for dep in deps))
+        assert undeclared == [], f"{stage} reads what dvc.yaml does not declare"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_declared_data_dep_is_read(runs, stage):
+    templates = [dep for dep in entries(stage, "deps") if not is_code(dep)]
+    for template in templates:
+        read_in = [
+            run
+            for run, seen in stage_runs(runs, stage)
+            if any(inside(path, resolved(template, run.params)) for path in data_reads(seen, stage))
+        ]
+        assert read_in, f"{stage} declares {template} but never reads it"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_nothing_is_written_outside_the_outs(runs, stage):
+    outs = entries(stage, "outs")
+    for _, seen in stage_runs(runs, stage):
+        made = seen.of("write", "created", "removed") - temporaries(seen)
+        stray = sorted(
+            path
+            for path in made
+            if not not_data(path)
+            and not any(inside(path, out) for out in outs)
+            and not (path in seen.paths["created"] and any(inside(out, path) for out in outs))  # a folder for an out
+        )
+        assert stray == [], f"{stage} writes or removes what dvc.yaml does not declare as its outs"
+
+
+@pytest.mark.parametrize("stage", [stage for stage in STAGES if stage != PARAMS_CHECK])
+def test_params_read_are_the_declared_ones(runs, stage):
+    params = runs[0].params
+    declared = declared_params(stage, params)
+    exempt = {key for (exempt_stage, key) in EXEMPT_PARAMS if exempt_stage == stage}
+    read = set()
+    for _, seen in stage_runs(runs, stage):
+        assert sorted(seen.params - declared - exempt) == [], f"{stage} reads params it does not declare"
+        read |= seen.params
+    unread = declared - read
+    if stage == "export":  # it quotes the params of the model it exports; it declares those of every model
+        exported = {run.params["export"]["model"] for run, _ in stage_runs(runs, stage)}
+        others = {MODEL_STAGES[name] for name in MODEL_STAGES if name not in exported}
+        unread -= set().union(*(leaves(params, section) for section in others))
+    assert sorted(unread) == [], f"{stage} declares params it never reads"
+
+
+def test_the_params_check_reads_only_the_file_it_declares_whole(runs):
+    assert STAGES[PARAMS_CHECK]["params"] == [{"params.yaml": None}]
+    seen = runs[0].stages[PARAMS_CHECK]
+    assert seen.params == set()  # it checks every key through load_params, and uses none
+    assert "params.yaml" in seen.of("read") and not data_reads(seen, PARAMS_CHECK)
+
+
+def test_exemptions_are_still_needed(runs):
+    params = runs[0].params
+    for (stage, key), reason in EXEMPT_PARAMS.items():
+        assert reason
+        assert any(key in seen.params for _, seen in stage_runs(runs, stage)), f"{stage} no longer reads {key}"
+        assert key not in declared_params(stage, params), f"{stage} declares {key}: drop the exemption"
+        elsewhere = any(key in declared_params(other, params) for other in STAGES if other not in (stage, PARAMS_CHECK))
+        assert elsewhere != (key in NEVER_DECLARED), key
+
+
+def test_what_the_observation_sees(runs):
+    """Pins on the logs themselves, so that a hook that sees nothing cannot pass the tests above."""
+    first = runs[0].stages
+    assert "data/raw/cat.0.jpg" in first["split"].of("read") and "data/raw" in first["split"].of("list")
+    assert "data/split/train/dog/dog.11.jpg" in first["prepare"].of("read")  # by a forked worker
+    assert "models/fine_tuned.keras" in first["export"].of("read") and "models/export" in first["export"].of("write")
+    assert {"augmentation.zoom", "train_scratch_augmented.dropout", "seed"} <= first["train_scratch_augmented"].params
+    assert "stages/train_scratch.py" in first["train_scratch_augmented"].of("import")
+    based = runs[1].stages
+    assert BASE_FILE in based["load_base"].of("read") and "base.output_layer" in based["load_base"].params
+    assert "base.name" in based["fine_tune"].params
+    assert "train_scratch.learning_rate" in runs[2].stages["export"].params

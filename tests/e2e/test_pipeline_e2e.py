@@ -1,0 +1,175 @@
+"""End to end: real `dvc repro` of the whole pipeline in a temporary git repo, on real images."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params, stock_keras_outputs
+from PIL import Image
+
+from classifier.core.layout import MODEL_STAGES
+from classifier.models.prediction import predict_probabilities
+from classifier.models.saving import load_model, saved_class_names
+
+pytestmark = pytest.mark.e2e
+
+METRIC_KEYS = {"accuracy", "loss", "auc", "precision", "recall", "macro_precision", "macro_recall", "macro_f1"}
+
+
+def weights_by_layer(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_repro_runs_every_stage_and_leaves_dvc_status_clean(tiny_repo):
+    assert sorted(tiny_repo.ran_first) == sorted(ALL_STAGES)
+    assert "up to date" in tiny_repo.dvc("status").stdout
+    assert tiny_repo.repro() == []  # a second repro has nothing to do
+
+
+def test_split_and_prepare_outputs(tiny_repo):
+    root = tiny_repo.path
+    assert len(list((root / "data/split/train/cat").glob("cat.*.jpg"))) == 12
+    assert len(list((root / "data/split/test/dog").glob("dog.*.jpg"))) == 6
+    assert json.loads((root / "metrics/split.json").read_text())["validation"] == {"cat": 6, "dog": 6}
+    images = np.load(root / "data/prepared/train_images.npy")
+    labels = np.load(root / "data/prepared/train_labels.npy")
+    assert images.shape == (24, 48, 48, 3) and images.dtype == np.uint8
+    assert sorted(labels.tolist()) == [0] * 12 + [1] * 12
+
+
+def test_features_are_cached_per_split(tiny_repo):
+    features = np.load(tiny_repo.path / "data/features/validation_features.npy")
+    assert features.shape == (12, 1, 1, 512) and features.dtype == np.float32  # VGG16 at 48x48
+
+
+def test_every_model_takes_raw_pixels_and_has_metrics(tiny_repo):
+    pixels = np.load(tiny_repo.path / "data/prepared/test_images.npy").astype(np.float32)
+    for model_name, stage in MODEL_STAGES.items():
+        model = load_model(tiny_repo.path / f"models/{model_name}.keras")
+        predictions = model.predict(pixels, verbose=0)
+        assert predictions.shape == (12, 1) and np.all((predictions >= 0) & (predictions <= 1))  # the book's sigmoid
+        assert saved_class_names(tiny_repo.path / f"models/{model_name}.keras") == ["cat", "dog"]
+        summary = json.loads((tiny_repo.path / f"metrics/{stage}/metrics.json").read_text())
+        assert 1 <= summary["best_epoch"] <= TINY_PARAMS[(stage, "epochs")]
+        assert 0 <= summary["val"]["accuracy"] <= 1
+        epochs_logged = (tiny_repo.path / f"metrics/{stage}/plots/metrics/val/accuracy.tsv").read_text().splitlines()
+        assert len(epochs_logged) == 1 + TINY_PARAMS[(stage, "epochs")]  # header + one row per epoch
+
+
+def test_every_model_opens_with_stock_keras_and_predicts_as_the_pipeline(tiny_repo, tmp_path):
+    """No custom layer in any saved model: plain keras.models.load_model (safe mode) in a process that
+    never imports this project gives the probabilities predict and evaluate compute."""
+    pixels = np.load(tiny_repo.path / "data/prepared/test_images.npy").astype(np.float32)
+    paths = [tiny_repo.path / f"models/{model_name}.keras" for model_name in MODEL_STAGES]
+    stock = stock_keras_outputs(paths, pixels, tmp_path)
+    for path in paths:
+        ours = predict_probabilities(load_model(path), pixels, batch_size=5)  # what stages.predict runs
+        np.testing.assert_allclose(np.concatenate([1 - stock[str(path)], stock[str(path)]], axis=1), ours, atol=1e-5)
+
+
+def test_train_frozen_leaves_the_base_unchanged_and_fine_tune_changes_only_its_top(tiny_repo):
+    models_dir = tiny_repo.path / "models"
+    base = weights_by_layer(load_model(models_dir / "base.keras"))
+    frozen_model = load_model(models_dir / "frozen_augmented.keras")
+    tuned_model = load_model(models_dir / "fine_tuned.keras")
+    frozen = weights_by_layer(frozen_model.get_layer("vgg16"))
+    tuned = weights_by_layer(tuned_model.get_layer("vgg16"))
+    assert all(same(base[name], frozen[name]) for name in base)
+    top_block = {"block5_conv1", "block5_conv2", "block5_conv3"}
+    for name in base:
+        assert same(frozen[name], tuned[name]) == (name not in top_block), name
+    assert not same(
+        frozen_model.get_layer("classifier").get_weights(), tuned_model.get_layer("classifier").get_weights()
+    )
+
+
+def test_changing_a_training_param_reruns_only_that_stage_evaluate_and_export(tiny_repo):
+    """export quotes the test metrics on its card (and the training params); explain, on fine_tuned, stays."""
+    set_params(tiny_repo.path, {("train_classifier", "epochs"): 1})
+    try:
+        assert tiny_repo.repro() == ["check_params", "train_classifier", "evaluate", "export"]
+    finally:
+        tiny_repo.reset()
+
+
+def test_raw_images_outside_the_split_ranges_rerun_split_only(tiny_repo):
+    shutil.copy2(SHARED_IMAGES / "cat.2400.jpg", tiny_repo.path / "data/raw")
+    try:
+        tiny_repo.dvc("add", "data/raw")  # the README's step after changing the raw images
+        assert tiny_repo.repro() == ["split"]
+        assert "up to date" in tiny_repo.dvc("status").stdout
+    finally:
+        tiny_repo.reset()
+
+
+def test_evaluate_writes_every_model_and_accuracy_matches_a_hand_count(tiny_repo):
+    results = json.loads((tiny_repo.path / "metrics/evaluate.json").read_text())
+    assert set(results) == set(MODEL_STAGES)
+    for model_name, metrics in results.items():
+        assert set(metrics) == METRIC_KEYS
+        with open(tiny_repo.path / f"metrics/evaluate/predictions/{model_name}.csv", newline="") as file:
+            rows = list(csv.DictReader(file))
+        assert len(rows) == 12  # 6 test images per class
+        assert all(0.5 <= float(row["probability"]) <= 1 for row in rows)  # of the predicted class, of two
+        hand_count = sum(row["actual"] == row["predicted"] for row in rows) / len(rows)
+        assert metrics["accuracy"] == pytest.approx(hand_count)
+
+
+def test_dvc_metrics_show_prints_the_five_model_table(tiny_repo):
+    shown = json.loads(tiny_repo.dvc("metrics", "show", "--json").stdout)
+    table = shown[0]["data"]["metrics/evaluate.json"]["data"] if isinstance(shown, list) else None
+    table = table or shown[""]["data"]["metrics/evaluate.json"]["data"]
+    assert set(table) == set(MODEL_STAGES)
+
+
+def test_plot_data_and_pictures_hold_what_they_should(tiny_repo):
+    for model_name in MODEL_STAGES:
+        with open(tiny_repo.path / f"metrics/evaluate/roc/{model_name}.csv", newline="") as file:
+            points = [(float(row["fpr"]), float(row["tpr"])) for row in csv.DictReader(file)]
+        assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)
+        assert all(a <= b for (a, _), (b, _) in zip(points, points[1:]))
+    for picture in ("evaluate/most_wrong.png", "explain/activations.png", "explain/filters.png", "explain/gradcam.png"):
+        with Image.open(tiny_repo.path / "metrics" / picture) as image:
+            assert image.format == "PNG" and image.width > 200 and image.height > 200
+    report = (tiny_repo.path / "metrics/report.md").read_text()
+    for model_name in MODEL_STAGES:
+        assert f"| {model_name} |" in report
+    assert "0.975" in report and "0.970" in report  # the book's accuracies beside ours
+    assert "(evaluate/most_wrong.png)" in report and "(explain/gradcam.png)" in report
+
+
+def test_dvc_plots_show_writes_a_page_with_every_plot(tiny_repo):
+    tiny_repo.dvc("plots", "show", "-o", "plots_page")
+    page = (tiny_repo.path / "plots_page/index.html").read_text()
+    for model_name in MODEL_STAGES:
+        assert f"metrics/evaluate/predictions/{model_name}.csv" in page  # its confusion matrix
+    assert "confusion matrices, normalised (test)" in page and "ROC curves (test)" in page
+    assert "metrics/fine_tune/plots/metrics/val/accuracy.tsv" in page
+    for picture in ("most_wrong.png", "activations.png", "filters.png", "gradcam.png"):
+        assert picture in page
+
+
+def test_predict_on_real_images_and_a_corrupt_file(tiny_repo, tmp_path):
+    shutil.copy2(SHARED_IMAGES / "cat.2000.jpg", tmp_path)
+    shutil.copy2(SHARED_IMAGES / "dog.2000.jpg", tmp_path)
+    (tmp_path / "broken.jpg").write_bytes(b"not an image at all")
+    result = tiny_repo.run(sys.executable, "-m", "stages.predict", str(tmp_path), "--csv", check=False)
+    assert result.returncode == 1
+    ours = [
+        line for line in result.stderr.splitlines() if line.startswith("predict:")
+    ]  # not TensorFlow's start-up lines
+    assert len(ours) == 1 and "broken.jpg" in ours[0]
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    assert [Path(row["path"]).name for row in rows] == ["cat.2000.jpg", "dog.2000.jpg"]
+    assert all(float(row["cat"]) + float(row["dog"]) == pytest.approx(1, abs=2e-4) for row in rows)
