@@ -131,7 +131,7 @@ def checkpoint_epoch(work: Path) -> int:
 
 
 def test_a_second_run_of_a_training_stage_is_refused_naming_the_first(tmp_path, monkeypatch):
-    from classifier.models.training import only_run
+    from classifier.models.checkpoints import only_run
 
     first = start_training(tmp_path)
     try:

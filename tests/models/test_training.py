@@ -22,7 +22,8 @@ from classifier.core.schema import AugmentationParams, RunParams
 from classifier.models.assembly import compile_model, small_convnet
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.batches import ArrayBatches
-from classifier.models.training import fit, model_scope, seed_states
+from classifier.models.checkpoints import seed_states
+from classifier.models.training import fit, model_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 

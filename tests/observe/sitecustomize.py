@@ -48,6 +48,11 @@ def _inside(target) -> str | None:
     return path[len(_ROOT) :] if path.startswith(_ROOT) else None
 
 
+def _no_fd(dir_fd) -> bool:
+    """No dir_fd given: the os functions' events say -1, shutil's None."""
+    return dir_fd is None or dir_fd == -1
+
+
 def _hook(event: str, args: tuple) -> None:
     # Filter first: most events carry other arguments, and the log's own writes raise events too.
     try:
@@ -65,14 +70,14 @@ def _hook(event: str, args: tuple) -> None:
                 _log("list", relative)
         elif event == "os.rename":  # os.replace too
             source, target, source_fd, target_fd = args
-            if source_fd is None and target_fd is None and _inside(source) is not None:
+            if _no_fd(source_fd) and _no_fd(target_fd) and _inside(source) is not None:
                 _log("moved_from", _inside(source))
                 _log("write", _inside(target) or "..outside")
         elif event in ("os.remove", "os.rmdir", "shutil.rmtree"):
-            if args[1] is None and _inside(args[0]) is not None:  # with a dir_fd, rmtree's own top event names it
+            if _no_fd(args[1]) and _inside(args[0]) is not None:  # with a dir_fd, rmtree's own top event names it
                 _log("removed", _inside(args[0]))
         elif event == "os.mkdir":
-            if args[2] is None and _inside(args[0]) is not None:
+            if _no_fd(args[2]) and _inside(args[0]) is not None:
                 _log("created", _inside(args[0]))
         elif event == "classifier.params.read":
             _log("params", args[0])
