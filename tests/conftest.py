@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 # The scratch-repository builder is shared with the benchmarks; tests import it from here.
 from tools.scratch_repo import (  # noqa: F401
@@ -118,20 +121,43 @@ def observed(repo: Repo, logs: Path):
 
 
 @pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory) -> Repo:
-    """The project on 24 real images per class, reproduced once for the whole session and
-    committed on branch main; what each stage touched in that run is logged in `observed_logs`
-    (tests/e2e/test_dvc_deps_e2e.py reads them). Tests that change it put it back with `reset()`."""
-    repo = new_tiny_repo(tmp_path_factory)
-    with observed(repo, tmp_path_factory.mktemp("observed")) as logs:
-        repo.ran_first = repo.repro()
-    repo.observed_logs = logs
-    repo.first_lock = repo.lock()
-    repo.commit("tiny run")
+def tiny_build(tmp_path_factory) -> Path:
+    """The project on 24 real images per class, reproduced once per test run and committed on branch
+    main, in `<folder>/repo`; what each stage touched in that run is logged in `<folder>/observed`
+    (tests/e2e/test_dvc_deps_e2e.py reads them). Under pytest-xdist (`make test` runs two workers)
+    the workers share one build: the first to need it builds it, the others wait for it."""
+    worker_base = tmp_path_factory.getbasetemp()
+    shared = worker_base.parent if os.environ.get("PYTEST_XDIST_WORKER") else worker_base
+    folder = shared / "tiny_build"
+    with open(shared / "tiny_build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "first_run.json").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            repo = new_tiny_repo(folder / "repo")
+            with observed(repo, folder / "observed"):
+                ran = repo.repro()
+            repo.commit("tiny run")
+            (folder / "first_run.json").write_text(json.dumps({"ran": ran}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tiny_build, tmp_path_factory) -> Repo:
+    """This worker's copy of the tiny build (a second or so): its own git, DVC cache and outputs.
+    Tests that change it put it back with `reset()`."""
+    path = tmp_path_factory.mktemp("tiny") / "repo"
+    shutil.copytree(tiny_build / "repo", path, symlinks=True)
+    repo = Repo(path)
+    repo.ran_first = json.loads((tiny_build / "first_run.json").read_text())["ran"]
+    repo.first_lock = yaml.safe_load((tiny_build / "repo/dvc.lock").read_text())
+    repo.observed_logs = tiny_build / "observed"
     return repo
 
 
-def new_tiny_repo(tmp_path_factory) -> Repo:
+def new_tiny_repo(path: Path) -> Repo:
+    """A new copy of the project in `path` with the tiny params and images, not yet reproduced."""
     if not (SHARED_IMAGES / "cat.0.jpg").is_file():
         pytest.skip(f"needs the shared Kaggle images at {SHARED_IMAGES}")
-    return make_repo(tmp_path_factory.mktemp("tiny_repo"), TINY_PARAMS, copy_kaggle_images)
+    path.mkdir(parents=True)
+    return make_repo(path, TINY_PARAMS, copy_kaggle_images)

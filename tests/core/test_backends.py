@@ -53,38 +53,46 @@ def params():
     return load_params(ROOT / "params.yaml")
 
 
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """backend -> the last line of a whole training run on it, run once per module (the runs repeat exactly)."""
+    found = {}
+
+    def run(backend: str) -> dict:
+        if backend not in found:
+            found[backend] = last_json(train(backend, tmp_path_factory.mktemp(f"whole_{backend}") / "work"))
+        return found[backend]
+
+    return run
+
+
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_training_runs_without_tensorflow_repeats_and_resumes_exactly(backend, tmp_path):
+def test_training_runs_without_tensorflow_repeats_and_resumes_exactly(backend, tmp_path, whole_run):
     """A training stage's path (batches from memory maps, augmentation, Dropout, dvclive, checkpoints)
     with TensorFlow not installed: two processes end with the same weights, one of them stopped after
     epoch 1 and resumed; the model it saves loads here, on TensorFlow, and predicts the same."""
-    whole = last_json(train(backend, tmp_path / "whole"))
+    whole = whole_run(backend)
     assert whole["backend"] == backend and whole["tensorflow_imported"] is False
     assert "metrics.json" in whole["metrics"]
-    stopped = train(backend, tmp_path / "resumed", "--stop-after", "1")
-    assert last_json(stopped) == {"stopped": True}
-    resumed = on_backend(
-        backend, [str(ROOT / "tests/core/backend_training.py"), str(tmp_path / "resumed")], tmp_path / "resumed"
-    )
+    folder = tmp_path / "resumed"
+    assert last_json(train(backend, folder, "--stop-after", "1")) == {"stopped": True}
+    resumed = on_backend(backend, [str(ROOT / "tests/core/backend_training.py"), str(folder)], folder)
     assert "demo: resuming after epoch 1/3" in resumed.stdout
     assert last_json(resumed)["weights"] == whole["weights"]
-    loaded = keras.models.load_model(tmp_path / "resumed/model.keras")  # saved on `backend`, loaded on TensorFlow
-    validation = np.load(tmp_path / "resumed/validation_images.npy").astype(np.float32)
-    np.testing.assert_allclose(
-        loaded.predict(validation, verbose=0), np.load(tmp_path / "resumed/predictions.npy"), atol=1e-5
-    )
+    loaded = keras.models.load_model(folder / "model.keras")  # saved on `backend`, loaded on TensorFlow
+    validation = np.load(folder / "validation_images.npy").astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(validation, verbose=0), np.load(folder / "predictions.npy"), atol=1e-5)
 
 
-def test_a_checkpoint_from_another_backend_is_discarded_not_resumed(tmp_path):
+def test_a_checkpoint_from_another_backend_is_discarded_not_resumed(tmp_path, whole_run):
     """Each backend draws its own random numbers: epochs trained on JAX cannot be continued on
     PyTorch as if one run; the rerun starts over and ends as a whole PyTorch run does."""
-    assert last_json(train("jax", tmp_path / "work", "--stop-after", "1")) == {"stopped": True}
-    rerun = on_backend(
-        "torch", [str(ROOT / "tests/core/backend_training.py"), str(tmp_path / "work")], tmp_path / "work"
-    )
+    folder = tmp_path / "work"
+    assert last_json(train("jax", folder, "--stop-after", "1")) == {"stopped": True}
+    rerun = on_backend("torch", [str(ROOT / "tests/core/backend_training.py"), str(folder)], folder)
     assert "discarding the checkpoint" in rerun.stdout and "Keras backend" in rerun.stdout
     assert "resuming" not in rerun.stdout
-    assert last_json(rerun)["weights"] == last_json(train("torch", tmp_path / "whole"))["weights"]
+    assert last_json(rerun)["weights"] == whole_run("torch")["weights"]
 
 
 def test_a_model_saved_on_tensorflow_predicts_the_same_on_jax_and_torch(params, tmp_path):

@@ -45,10 +45,16 @@ def test_editing_docs_or_tests_reruns_nothing(tiny_repo):
 
 
 def test_image_size_reruns_prepare_and_everything_after_it(tiny_repo):
+    """prepare runs for real and its arrays change; DVC then plans every stage downstream of a changed
+    output (`--dry --force-downstream`), here all but split and load_base: the ones that would train."""
+    prepared = out_hashes(tiny_repo.first_lock)["data/prepared"]
     set_params(tiny_repo.path, {("data", "image_size"): 56})
     try:
-        assert set(tiny_repo.repro()) == ALL_STAGES - {"split", "load_base"}
+        assert tiny_repo.repro("prepare") == ["prepare"]
         assert tiny_repo.lock()["stages"]["prepare"]["params"]["params.yaml"]["data.image_size"] == 56
+        assert out_hashes(tiny_repo.lock())["data/prepared"] != prepared
+        planned = tiny_repo.repro("--dry", "--force-downstream")
+        assert set(planned) == ALL_STAGES - {"split", "load_base", "prepare"}
     finally:
         tiny_repo.reset()
     assert tiny_repo.repro() == []  # back at 48: the committed results are checked out, nothing runs
@@ -59,7 +65,7 @@ def test_image_size_reruns_prepare_and_everything_after_it(tiny_repo):
 
 def test_two_runs_from_scratch_give_identical_hashes_and_metrics(tiny_repo, tmp_path_factory):
     """A second copy, reproduced from nothing, matches the session's first run bit for bit."""
-    again = new_tiny_repo(tmp_path_factory)
+    again = new_tiny_repo(tmp_path_factory.mktemp("again") / "repo")
     assert set(again.repro()) == ALL_STAGES
     first, second = out_hashes(tiny_repo.first_lock), out_hashes(again.lock())
     for path in (
