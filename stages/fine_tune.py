@@ -15,7 +15,7 @@ from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.bases import fine_tune_layer
 from classifier.models.graph import nested_base, unfreeze_from
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import class_weights, fit, model_scope, prepared_splits
+from classifier.models.training import fit_stage, model_scope, prepared_splits
 
 STAGE = "fine_tune"
 
@@ -33,17 +33,7 @@ def main() -> None:
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
         # compiled after unfreezing: trainability changes take effect only then
         compile_model(trained, params.lr, params.training.jit_compile)
-    fit(
-        trained,
-        STAGE,
-        train,
-        validation,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=params.seed,
-        resume=params.training.resume,
-        class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
-    )
+    fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
     save_model(model, model_path("fine_tuned"), class_names)
 
 

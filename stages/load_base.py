@@ -7,7 +7,7 @@ by default the one its head reads), with its own weights or, for `base.weights: 
 the same layers untrained. This is the only stage that may download weights; offline, it
 says how to provide them. The saved base takes raw pixels, any input size, and has no head.
 
-What it loads is checked before anything is written (models.build_base): a file Keras
+What it loads is checked before anything is written (classifier.models.bases): a file Keras
 refuses in safe mode (not a .keras archive, a Lambda layer, an unknown class), a full model
 with its classifier on top instead of a convolutional base, a weights file that is not one
 or is for another architecture: each stops the stage with one line, not five stages later.

@@ -15,7 +15,7 @@ from classifier.models.assembly import compile_model, with_classifier
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import class_weights, fit, model_scope
+from classifier.models.training import fit_stage, model_scope
 
 STAGE = "train_classifier"
 
@@ -32,17 +32,7 @@ def main() -> None:
     with model_scope(params.training, params.seed):
         classifier = dense_classifier(train[0].shape[1:], params.head, len(class_names))
         compile_model(classifier, settings.learning_rate, params.training.jit_compile)
-    fit(
-        classifier,
-        STAGE,
-        train,
-        validation,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=params.seed,
-        resume=params.training.resume,
-        class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
-    )
+    fit_stage(classifier, STAGE, train, validation, settings, params, len(class_names))
     model = with_classifier(load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base))
     save_model(model, model_path("feature_extraction"), class_names)
 

@@ -14,7 +14,7 @@ from classifier.models.graph import freeze
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import class_weights, fit, model_scope, prepared_splits
+from classifier.models.training import fit_stage, model_scope, prepared_splits
 
 STAGE = "train_frozen"
 
@@ -40,17 +40,7 @@ def main() -> None:
         model = build(params, load_model(BASE_MODEL), len(class_names))
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
         compile_model(trained, settings.learning_rate, params.training.jit_compile)
-    fit(
-        trained,
-        STAGE,
-        train,
-        validation,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=params.seed,
-        resume=params.training.resume,
-        class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
-    )
+    fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
     save_model(model, model_path("frozen_augmented"), class_names)
 
 

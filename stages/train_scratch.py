@@ -14,7 +14,7 @@ from classifier.intake.classes import read_classes
 from classifier.models.assembly import compile_model, small_convnet
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.saving import save_model
-from classifier.models.training import class_weights, fit, model_scope, prepared_splits
+from classifier.models.training import fit_stage, model_scope, prepared_splits
 
 
 def main() -> None:
@@ -30,17 +30,7 @@ def main() -> None:
         model = small_convnet(params.data.image_size, settings.dropout, len(class_names))
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed)) if augmented else model
         compile_model(trained, settings.learning_rate, params.training.jit_compile)
-    fit(
-        trained,
-        stage,
-        train,
-        validation,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=params.seed,
-        resume=params.training.resume,
-        class_weight=class_weights(params.training.class_weight, train[1], len(class_names)),
-    )
+    fit_stage(trained, stage, train, validation, settings, params, len(class_names))
     save_model(model, model_path(model_name), class_names)
 
 

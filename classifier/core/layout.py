@@ -3,7 +3,7 @@
 from pathlib import Path
 
 SPLITS = ("train", "validation", "test")  # in this order everywhere: files, metrics, tables
-BASES_DIR = Path("bases")  # .keras bases and weights files named by base.name / base.weights (params.py)
+BASES_DIR = Path("bases")  # .keras bases and weights files named by base.name / base.weights (rules.py)
 SPLIT_DIR = Path("data/split")  # <split>/<label>/<image>, plus manifest.csv
 SPLIT_MANIFEST = SPLIT_DIR / "manifest.csv"
 CLASSES_FILE = Path("data/classes.json")  # the class names in label order, written by split

@@ -24,6 +24,9 @@ Near misses of Kaggle's naming (`cat.3.JPG`, `cat.3.jpeg`, `Cat.1.jpg`, a folder
 `split`'s line about ignored files names them with the reason; in a folder no layout
 fits, the one-line error names them with the reason. A class folder named like an image
 file (`cat.4.jpg/`) is refused.
+
+Layouts 2 and 3 are read here; Kaggle's naming in classifier.intake.kaggle, the arrays in
+classifier.intake.arrays.
 """
 
 from __future__ import annotations

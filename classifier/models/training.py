@@ -183,3 +183,19 @@ def fit(
             f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / ran:.1f} s/epoch)"
         )
         return summary
+
+
+def fit_stage(model: keras.Model, stage: str, train: Arrays, validation: Arrays, settings, params, num_classes: int):
+    """fit() as a training stage runs it: its section's epochs and batch size, the seed, and the
+    `training` section's resume and class weights."""
+    return fit(
+        model,
+        stage,
+        train,
+        validation,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=params.seed,
+        resume=params.training.resume,
+        class_weight=class_weights(params.training.class_weight, train[1], num_classes),
+    )

@@ -2,7 +2,7 @@
 TensorFlow made unimportable by tests/no_tensorflow): a training stage's code path on a tiny
 image problem. Prints one JSON line: what the tests compare across runs and backends.
 
-    python tests/backend_training.py WORK_FOLDER [--stop-after N] [--distribute mirrored]
+    python tests/core/backend_training.py WORK_FOLDER [--stop-after N] [--distribute mirrored]
 """
 
 from __future__ import annotations
