@@ -47,7 +47,7 @@ lint: install-test
 	lint-imports --no-logo --no-cache
 
 # Two pytest-xdist workers, a test module each at a time (its fixtures are built once); the tiny
-# pipeline is built once for both (tests/conftest.py). About 40% faster on 2 cores than one process.
+# pipeline is built once for both (tests/conftest.py). About 40% less time on 2 cores than one process.
 TEST_WORKERS ?= 2
 PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
