@@ -1,4 +1,7 @@
 # make demo   install, then run the whole pipeline offline on generated images (~6 min on 2 cores, install included)
+# make own DATA=path/to/photos [BASE=path/to/base.keras] [RECIPE=laptop]
+#             train and evaluate on your own labelled photos, as a DVC experiment in the workspace
+# make compare  the experiments side by side: the params that differ and the headline metrics
 # make test   install with the test tools (the ONNX converter, JAX and PyTorch), then lint and run the test suite (unit + end-to-end)
 # make unit   lint, then the fast tests only (no `dvc repro`)
 # make lint   ruff's lint and format check, and the import layers (pyproject.toml configures all three)
@@ -10,18 +13,18 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-# The demo: tiny generated images, VGG16 with random weights (ImageNet's cannot be
-# downloaded offline), few epochs. Run as a DVC experiment in a temporary copy of the
-# repository, so the workspace and git stay untouched: see it with `dvc exp show`.
+# The demo: recipes/demo.yaml (tiny generated images, VGG16 with random weights, few epochs) over
+# the book's settings, whatever params.yaml holds, as a DVC experiment in a temporary copy of the
+# repository: the workspace and git stay untouched. See it with `dvc exp show`. DEMO_DATA is the
+# recipe's data.raw_dir.
 DEMO_DATA := data/demo
 DEMO_EXP := demo
-DEMO_PARAMS := -S data.raw_dir=$(DEMO_DATA) -S data.image_size=64 \
-	-S 'data.split.train=[0,150]' -S 'data.split.validation=[150,200]' -S 'data.split.test=[200,250]' \
-	-S base.weights=null \
-	-S train_classifier.epochs=15 -S train_frozen.epochs=3 -S train_frozen.learning_rate=1e-4 -S fine_tune.epochs=3 \
-	-S train_scratch.epochs=6 -S train_scratch_augmented.epochs=6
+RECIPE ?= laptop
+BASE ?= imagenet
+# What `make compare` leaves out of `dvc exp show`: the columns of dependency hashes and timestamps.
+COMPARE := dvc exp show --only-changed --drop 'Created|State|Executor|^(data|models|stages|classifier|bases|metrics)/.*'
 
-.PHONY: install install-test demo lint test unit bench
+.PHONY: install install-test demo own compare lint test unit bench
 
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +40,16 @@ install-test: $(VENV)/installed-test
 
 demo: install
 	python tools/make_demo_data.py $(DEMO_DATA) --per-class 250
-	-@dvc exp remove $(DEMO_EXP) >/dev/null 2>&1
-	dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) $(DEMO_PARAMS)
+	@dvc exp remove $(DEMO_EXP) >/dev/null 2>&1 || true  # the previous demo, if any
+	eval dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) "$$(python tools/recipe.py demo --set)"
 	python tools/results_table.py --exp $(DEMO_EXP)
+	@echo "Next: . $(VENV)/bin/activate, then dvc exp show, or make compare; your photos: make own DATA=path/to/photos"
+
+own: install  # make own DATA=path/to/photos [BASE=path/to/base.keras] [RECIPE=laptop]
+	python tools/own.py "$(DATA)" --base "$(BASE)" --recipe "$(RECIPE)"
+
+compare: install  # the experiments side by side: the params that differ, the headline metrics
+	$(COMPARE)
 
 lint: install-test
 	ruff check .

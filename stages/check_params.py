@@ -4,15 +4,20 @@ Every stage checks params.yaml when it starts, but DVC starts only the stages wh
 declared keys changed: a misspelt key (`learning_rat: 1e-4`) or one added with
 `dvc exp run -S +key=...` changes no stage's keys, so without this stage nothing would
 run, nothing would complain, and the run would count as an experiment. This stage
-declares the whole file, runs first, writes nothing, and takes a second.
+declares the whole file, runs first, writes nothing, and takes a second. It also says at once
+when `base.weights: imagenet` cannot be had offline (classifier.models.downloads).
 """
 
-from classifier.core.cli import run_stage
+from classifier.core.cli import StageError, run_stage
 from classifier.core.params import PARAMS_FILE, load_params
+from classifier.models.downloads import imagenet_weights_problem
 
 
 def main() -> None:
-    load_params()
+    params = load_params()
+    problem = imagenet_weights_problem(params.base)
+    if problem:
+        raise StageError(problem)
     print(f"check_params: {PARAMS_FILE} is valid")
 
 

@@ -1,13 +1,17 @@
 """Stage `evaluate`: every model on the test split, in one table, with plots, pictures and a report.
 
-Writes metrics/evaluate.json ({model: {metric: value}}, so `dvc metrics show` prints the
-table and `dvc metrics diff` compares it: accuracy, loss, AUC, macro precision, recall and
-F1, top-k accuracy when there are more than k classes, and for two classes the precision and
+Writes metrics/headline.json, the one DVC metric (`dvc metrics show`, `dvc exp show`): the best
+model, its test and validation accuracy and the number of test images; metrics/evaluate.json,
+the details ({model: {metric: value}}: accuracy, loss, AUC, macro precision, recall and F1,
+top-k accuracy when there are more than k classes, and for two classes the precision and
 recall of label 1), each model's predictions under metrics/evaluate/predictions/ (DVC's
 confusion matrices) and its ROC points under metrics/evaluate/roc/ (for more than two classes
 the micro-averaged one-vs-rest curve),
-a picture of the fine-tuned model's worst mistakes, and metrics/report.md, with the book's
+a picture of the best model's worst mistakes, and metrics/report.md, with the book's
 accuracies beside ours when the classes are Dogs vs. Cats (stage `explain` draws what a model learned).
+
+The best model is chosen on the validation split, from each training stage's best epoch, never on
+the test split: `best_model` in metrics/evaluate.json, and a copy of it in models/best.keras.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from classifier.core.cli import run_stage
 from classifier.core.layout import (
     EVALUATION_DIR,
     EVALUATION_METRICS,
+    HEADLINE,
     MODEL_STAGES,
     REPORT,
     model_path,
@@ -31,11 +36,22 @@ from classifier.evaluation.metrics import (
 )
 from classifier.evaluation.pictures import most_wrong_gallery
 from classifier.evaluation.plot_data import write_predictions, write_roc
-from classifier.evaluation.report import EXPLAINED_MODEL, report_markdown
+from classifier.evaluation.report import report_markdown
 from classifier.intake.classes import read_classes
 from classifier.intake.prepared import load_prepared, manifest_test_paths
+from classifier.models.choice import best_on_validation, keep_as_best, trained_summaries
 from classifier.models.prediction import check_trained_on, predict_probabilities
 from classifier.models.saving import load_model
+
+
+def headline(best: str, tested: dict, trained: dict, test_images: int) -> dict:
+    """What `dvc metrics show` prints: few columns, so that it fits a terminal."""
+    return {
+        "best_model": best,
+        "accuracy": tested["accuracy"],
+        "val_accuracy": trained["val"]["accuracy"],
+        "test_images": test_images,
+    }
 
 
 def main() -> None:
@@ -44,6 +60,8 @@ def main() -> None:
     class_names = read_classes()
     images, labels = load_prepared("test")
     paths = manifest_test_paths(len(labels))
+    trained = trained_summaries()
+    best = best_on_validation(trained)
     results, counts = {}, {}
     for name in MODEL_STAGES:
         model = load_model(model_path(name))
@@ -54,23 +72,26 @@ def main() -> None:
         counts[name] = confusion(labels, predicted, len(class_names))
         write_predictions(name, paths, labels, predicted, probabilities, class_names)
         write_roc(name, labels, probabilities)
-        if name == EXPLAINED_MODEL:
-            explained_probabilities = probabilities
+        if name == best:
+            best_probabilities = probabilities
         print(f"evaluate: {name}: " + ", ".join(f"{key} {value:.4f}" for key, value in results[name].items()))
-    EVALUATION_METRICS.write_text(json.dumps(results, indent=2) + "\n")
+    EVALUATION_METRICS.write_text(json.dumps({**results, "best_model": best}, indent=2) + "\n")
+    HEADLINE.write_text(json.dumps(headline(best, results[best], trained[best], len(labels)), indent=2) + "\n")
+    keep_as_best(best)
+    print(f"evaluate: best on the validation split: {best} (val accuracy {trained[best]['val']['accuracy']:.4f})")
 
     names = [Path(path).name for path in paths]
     wrong = most_wrong_gallery(
         images,
         labels,
-        explained_probabilities,
+        best_probabilities,
         names,
         class_names,
-        EXPLAINED_MODEL,
+        best,
         EVALUATION_DIR / "most_wrong.png",
         settings.gallery_size,
     )
-    REPORT.write_text(report_markdown(params, class_names, results, counts, labels, wrong))
+    REPORT.write_text(report_markdown(params, class_names, results, counts, labels, wrong, best, trained[best]))
 
 
 if __name__ == "__main__":

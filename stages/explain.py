@@ -14,6 +14,7 @@ from classifier.evaluation import explaining
 from classifier.evaluation.pictures import activations_figure, filters_figure, grad_cam_figure
 from classifier.intake.classes import read_classes
 from classifier.intake.prepared import load_prepared
+from classifier.models.choice import using, which_model
 from classifier.models.prediction import check_trained_on
 from classifier.models.saving import load_model
 
@@ -32,7 +33,9 @@ def main() -> None:
     count, index = len(labels), settings.image
     if index >= count:
         raise StageError(f"explain.image {index} is beyond the test split's {count} images: give 0 to {count - 1}")
-    path = model_path(settings.model)
+    path = model_path(settings.model)  # models/best.keras for `best`: a copy of the chosen one
+    name = which_model(settings.model)
+    print(f"explain: {using(settings.model, name)}")
     model = load_model(path)
     check_trained_on(model, path, class_names)
     set_seed(params.seed)
@@ -46,7 +49,7 @@ def main() -> None:
         [layer.name for layer in layers],
         explaining.activations(model, image, layers),
         f"test image {index} ({class_names[label]})",
-        f"{settings.model}: activations of its first {len(layers)} convolutional layers",
+        f"{name}: activations of its first {len(layers)} convolutional layers",
         EXPLAIN_DIR / "activations.png",
     )
 
@@ -59,7 +62,7 @@ def main() -> None:
     filters_figure(
         [layer.name for layer in layers],
         patterns,
-        f"{settings.model}: filter patterns ({steps} steps of gradient ascent, {size}x{size} pixels)",
+        f"{name}: filter patterns ({steps} steps of gradient ascent, {size}x{size} pixels)",
         EXPLAIN_DIR / "filters.png",
     )
 
@@ -72,7 +75,7 @@ def main() -> None:
         labels[rows],
         [f"test image {row}" for row in rows],
         class_names,
-        settings.model,
+        name,
         EXPLAIN_DIR / "gradcam.png",
     )
 

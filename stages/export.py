@@ -1,4 +1,5 @@
-"""Stage `export`: the model `export.model` for serving, in models/export/.
+"""Stage `export`: the model `export.model` for serving, in models/export/ (by default `best`:
+the model with the best validation accuracy, as stage evaluate chose it).
 
 Writes the formats in `export.formats`: saved_model/ (a TensorFlow SavedModel, for TF Serving),
 model.tflite (LiteRT, for phones and edge devices), model.onnx (needs requirements-export.txt),
@@ -20,6 +21,7 @@ from classifier.core.backend import run_on_tensorflow
 from classifier.core.cli import StageError, run_stage
 from classifier.core.layout import EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
 from classifier.core.params import load_params
+from classifier.models.choice import using, which_model
 from classifier.models.prediction import class_names_of
 from classifier.models.saving import load_model
 
@@ -30,14 +32,16 @@ def main() -> None:
     from classifier.serving.exporting import FILES, check_converters, export_model
 
     params = load_params()
-    name = params.export.model
+    path = model_path(params.export.model)  # models/best.keras for `best`: a copy of the chosen one
+    name = which_model(params.export.model)
+    print(f"export: {using(params.export.model, name)}")
     formats = [fmt for fmt in FILES if fmt in params.export.formats]  # the params check refuses an empty list
     check_converters(formats)
     metrics = evaluated_metrics(name)
-    path = model_path(name)
     if not path.is_file():
+        stage = MODEL_STAGES.get(params.export.model, "evaluate")
         raise StageError(
-            f"export.model {name}: {path} is missing: run `dvc repro {MODEL_STAGES[name]}`, or name another model"
+            f"export.model {params.export.model}: {path} is missing: run `dvc repro {stage}`, or name another model"
         )
     keras.utils.set_random_seed(params.seed)  # Dropout's random state, saved with the variables, then repeats
     model = load_model(path)

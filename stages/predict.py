@@ -1,6 +1,6 @@
 """Classify your own images with a trained model (not a pipeline stage).
 
-    python -m stages.predict IMAGE_OR_FOLDER [...] [--model fine_tuned] [--csv] [--top K]
+    python -m stages.predict IMAGE_OR_FOLDER [...] [--model best] [--csv] [--top K]
 
 Prints `path, label, probability` per image: the most likely class and its probability;
 `--top K` adds the next most likely classes; `--csv` prints `path,label` and one probability
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from classifier.core.cli import StageError
-from classifier.core.layout import MODEL_STAGES, model_path
+from classifier.core.layout import BEST, MODEL_STAGES, model_path
+from classifier.models.choice import using, which_model
 from classifier.models.prediction import class_names_of, predict_probabilities
 from classifier.models.saving import load_model
 from classifier.serving.image_files import image_files
@@ -40,14 +41,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("targets", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER")
     parser.add_argument(
         "--model",
-        default="fine_tuned",
-        help=f"one of {', '.join(MODEL_STAGES)} (in models/), or the path of a .keras model (default: fine_tuned)",
+        default=BEST,
+        help=f"{BEST} (the best on validation), one of {', '.join(MODEL_STAGES)} (in models/), or the path of a "
+        f".keras model (default: {BEST})",
     )
     parser.add_argument("--csv", action="store_true", help="print CSV: path, label, one probability column per class")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most likely classes (default 1)")
     args = parser.parse_args(argv)
-    if not args.model.endswith(".keras") and args.model not in MODEL_STAGES:
-        parser.error(f"--model {args.model!r}: use one of {', '.join(MODEL_STAGES)} or a .keras file")
+    if not args.model.endswith(".keras") and args.model not in (BEST, *MODEL_STAGES):
+        parser.error(f"--model {args.model!r}: use {BEST}, one of {', '.join(MODEL_STAGES)} or a .keras file")
     if args.top < 1:
         parser.error(f"--top {args.top}: give 1 or more")
     return args
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.model) if args.model.endswith(".keras") else model_path(args.model)
     if args.model.endswith(".keras") and not path.is_file():
         sys.exit(f"predict: error: --model {path} is not a file")
+    if not args.model.endswith(".keras"):
+        try:
+            chosen = which_model(args.model)
+        except StageError as err:
+            sys.exit(f"predict: error: {err}")
+        print(f"predict: {using(args.model, chosen)}", file=sys.stderr)  # stdout stays the table
     files, problems = image_files(args.targets)
     for problem in problems:
         print(f"predict: error: {problem}", file=sys.stderr)

@@ -16,6 +16,7 @@ from classifier.intake.classes import write_classes
 from classifier.intake.layouts import raw_collection
 from classifier.intake.split import (
     assign_splits,
+    balance_warnings,
     check_every_split_has_every_label,
     choose_labels,
     count_images,
@@ -41,6 +42,8 @@ def main() -> None:
     METRICS_DIR.mkdir(exist_ok=True)
     (METRICS_DIR / "split.json").write_text(json.dumps(counts, indent=2) + "\n")
     print(summary(collection.layout, labels, counts))
+    for warning in balance_warnings(counts):
+        print(warning)
 
 
 if __name__ == "__main__":

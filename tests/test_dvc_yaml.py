@@ -151,7 +151,8 @@ def test_outs_match_layout():
         assert str(layout.stage_metrics_dir(stage)) in outs(stage), f"{stage} does not declare its dvclive folder"
     models = {out for stage in STAGES for out in outs(stage) if inside(out, layout.MODELS_DIR)}
     expected = {str(layout.model_path(m)) for m in layout.MODEL_STAGES}
-    assert models == {str(layout.BASE_MODEL), str(layout.EXPORT_DIR)} | expected
+    assert str(layout.model_path(layout.BEST)) in outs("evaluate")
+    assert models == {str(layout.BASE_MODEL), str(layout.EXPORT_DIR), str(layout.model_path(layout.BEST))} | expected
 
 
 def test_no_out_is_declared_twice_or_nested():
@@ -180,9 +181,9 @@ def test_metrics_and_plots_are_stage_outs():
     every_out = [out for stage in STAGES for out in outs(stage)]
     for path in paths:
         assert any(inside(path, out) for out in every_out), f"{path} is no stage's out"
+    assert DVC["metrics"] == [layout.HEADLINE.as_posix()]  # one row in `dvc metrics show`; details are plain JSON
     for stage in layout.MODEL_STAGES.values():
         folder = layout.stage_metrics_dir(stage)
-        assert (folder / "metrics.json").as_posix() in DVC["metrics"], f"{stage}'s metrics.json is not a metric"
         for curve in ("train/accuracy", "val/accuracy", "train/loss", "val/loss"):
             tsv = (folder / f"plots/metrics/{curve}.tsv").as_posix()
             assert any(inside(tsv, path) for path in paths), f"{stage}'s per-epoch {curve} is not plotted"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,30 +31,27 @@ def workspace_classes() -> list[str] | None:
     return json.loads(CLASSES_FILE.read_text()) if CLASSES_FILE.is_file() else None
 
 
+def experiment_file(name: str, path: str) -> dict | list | None:
+    """A JSON output of experiment `name`, from DVC's cache; None if it has none (or the cache lost it)."""
+    import dvc.api  # here: dvc takes a second to import, and the workspace table needs none of it
+    from dvc.exceptions import DvcException
+    from dvc.scm import RevError
+
+    try:
+        return json.loads(dvc.api.read(path, rev=name))
+    except RevError:
+        sys.exit(f"results_table: no experiment named {name!r}; see `dvc exp show`")
+    except (DvcException, FileNotFoundError):
+        return None
+
+
 def experiment_metrics(name: str) -> dict[str, dict]:
-    shown = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True
-        ).stdout
-    )
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            for rev in experiment.get("revs", []):
-                if rev.get("name") == name:
-                    metrics = rev["data"]["metrics"]
-                    return {path: metrics[path]["data"] for path in metrics_files() if path in metrics}
-    sys.exit(f"results_table: no experiment named {name!r}; see `dvc exp show`")
+    found = {path: experiment_file(name, path) for path in metrics_files()}
+    return {path: content for path, content in found.items() if content is not None}
 
 
 def experiment_classes(name: str) -> list[str] | None:
-    """The experiment's class list, from DVC's cache; None if it has none (or the cache lost it)."""
-    import dvc.api  # here: dvc takes a second to import, and the workspace table needs none of it
-    from dvc.exceptions import DvcException
-
-    try:
-        return json.loads(dvc.api.read(str(CLASSES_FILE), rev=name))
-    except (DvcException, FileNotFoundError):
-        return None
+    return experiment_file(name, str(CLASSES_FILE))
 
 
 def shows_book(test: dict[str, dict], classes: list[str] | None) -> bool:
@@ -67,7 +63,8 @@ def shows_book(test: dict[str, dict], classes: list[str] | None) -> bool:
 
 
 def table(metrics: dict[str, dict], classes: list[str] | None) -> str:
-    test = metrics.get(str(EVALUATION_METRICS), {})
+    test = dict(metrics.get(str(EVALUATION_METRICS), {}))
+    best = test.pop("best_model", None)
     book = shows_book(test, classes)
     header = ["model", "stage", "best epoch", "val accuracy", "test accuracy", "test AUC", "test macro F1"]
     header += BOOK_COLUMNS if book else []
@@ -79,6 +76,8 @@ def table(metrics: dict[str, dict], classes: list[str] | None) -> str:
         cells += [f"{tested[key]:.3f}" if key in tested else "-" for key in ("accuracy", "auc", "macro_f1")]
         cells += [f"{accuracy:.3f}" for accuracy in BOOK_ACCURACY[model]] if book else []
         lines.append(f"| {model} | {stage} | " + " | ".join(cells) + " |")
+    if best:
+        lines += ["", f"Best on the validation split: {best} (models/best.keras)."]
     return "\n".join(lines)
 
 

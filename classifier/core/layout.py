@@ -12,7 +12,8 @@ FEATURES_DIR = Path("data/features")  # <split>_features.npy (float32), <split>_
 MODELS_DIR = Path("models")
 BASE_MODEL = MODELS_DIR / "base.keras"  # the convolutional base, weights loaded, no head
 METRICS_DIR = Path("metrics")
-EVALUATION_METRICS = METRICS_DIR / "evaluate.json"  # {model: {accuracy, loss, auc, macro_f1, ...}}
+EVALUATION_METRICS = METRICS_DIR / "evaluate.json"  # {model: {accuracy, loss, auc, ...}, best_model: name}
+HEADLINE = METRICS_DIR / "headline.json"  # the DVC metric: the best model, its test and val accuracy
 EVALUATION_DIR = METRICS_DIR / "evaluate"  # predictions/ (and roc/ for two classes) per model; pictures
 REPORT = METRICS_DIR / "report.md"
 EXPLAIN_DIR = METRICS_DIR / "explain"  # activations.png, filters.png, gradcam.png
@@ -33,6 +34,9 @@ MODEL_STAGES = {
 }
 
 
+BEST = "best"  # models/best.keras: a copy of the model with the best validation accuracy (stage evaluate)
+
+
 def model_path(name: str) -> Path:
     return MODELS_DIR / f"{name}.keras"
 
@@ -40,3 +44,8 @@ def model_path(name: str) -> Path:
 def stage_metrics_dir(stage: str) -> Path:
     """dvclive's folder for a training stage: metrics.json plus per-epoch plots."""
     return METRICS_DIR / stage
+
+
+def training_summary(stage: str) -> Path:
+    """A training stage's metrics at its best epoch: best_epoch, epochs_run, train and val loss and accuracy."""
+    return stage_metrics_dir(stage) / "metrics.json"

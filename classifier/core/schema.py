@@ -73,8 +73,9 @@ Fraction = Annotated[Number, Field(ge=0, le=1)]
 Dropout = Annotated[Number, Field(ge=0, le=0.99)]
 # A learning rate of 0 trains nothing; above 1 (RMSprop, Adam) the weights blow up at once.
 LearningRate = Annotated[Number, Field(gt=0, le=1)]
-# The models the training stages write (layout.MODEL_STAGES), as explain.model and export.model name them.
-ModelName = Literal["scratch", "scratch_augmented", "feature_extraction", "frozen_augmented", "fine_tuned"]
+# The models the training stages write (layout.MODEL_STAGES), as explain.model and export.model name them,
+# or `best`: the one with the best validation accuracy (stage evaluate).
+ModelName = Literal["best", "scratch", "scratch_augmented", "feature_extraction", "frozen_augmented", "fine_tuned"]
 ExportFormat = Literal["saved_model", "litert", "onnx"]
 
 
@@ -141,8 +142,13 @@ class BatchParams(Section):
     batch_size: Count
 
 
+# null: every epoch up to `epochs` runs (the book); n: stop after n epochs without a lower validation loss.
+Patience = Count | None
+
+
 class TrainingParams(Section):
     epochs: Count
+    patience: Patience
     batch_size: Count
     learning_rate: LearningRate
 
@@ -151,6 +157,7 @@ class FineTuneParams(Section):
     """The learning rate is the top-level `lr`, so `dvc exp run -S lr=...` sweeps it."""
 
     epochs: Count
+    patience: Patience
     batch_size: Count
 
 

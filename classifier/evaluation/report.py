@@ -9,7 +9,6 @@ from classifier.core.schema import Params
 from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
 from classifier.evaluation.metrics import most_confused, per_class_scores
 
-EXPLAINED_MODEL = "fine_tuned"  # the model the mistakes, the per-class table and the confused pairs are about
 CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed
 LISTED_CLASSES = 10  # up to this many classes, the summary counts each class's test images
 
@@ -135,8 +134,17 @@ def params_lines(params: Params) -> list[str]:
 
 
 def report_markdown(
-    params: Params, class_names: list[str], results: dict, counts: dict, labels: np.ndarray, wrong: int
+    params: Params,
+    class_names: list[str],
+    results: dict,
+    counts: dict,
+    labels: np.ndarray,
+    wrong: int,
+    best: str,
+    best_summary: dict,
 ) -> str:
+    """`best`: the model chosen on validation, which the per-class tables, confused pairs and mistakes are about;
+    `best_summary`: its training stage's metrics."""
     book = compares_with_book(class_names)
     title = "Dogs vs. Cats: test results" if book else f"Test results, {len(class_names)} classes"
     lines = [
@@ -146,13 +154,17 @@ def report_markdown(
         "",
         *results_table(results, class_names),
         "",
+        f"Best on the validation split: **{best}** (val accuracy {best_summary['val']['accuracy']:.4f}, "
+        f"epoch {best_summary['best_epoch']} of {best_summary['epochs_run']} run); `predict`, `export` and "
+        "`explain` use it by default (models/best.keras).",
+        "",
         "## Per class",
         "",
-        *per_class_tables(counts, class_names, EXPLAINED_MODEL),
+        *per_class_tables(counts, class_names, best),
         "",
-        f"## Most confused ({EXPLAINED_MODEL})",
+        f"## Most confused ({best})",
         "",
-        *confused_pairs(counts[EXPLAINED_MODEL], class_names),
+        *confused_pairs(counts[best], class_names),
         "",
         "## Params",
         "",
@@ -160,7 +172,7 @@ def report_markdown(
         "",
         "## Pictures",
         "",
-        *pictures_lines(class_names, wrong, EXPLAINED_MODEL),
+        *pictures_lines(class_names, wrong, best),
         "",
     ]
     return "\n".join(lines)

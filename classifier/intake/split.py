@@ -195,6 +195,30 @@ def check_every_split_has_every_label(counts: dict[str, dict[str, int]], labels:
             )
 
 
+FEW_TO_JUDGE_BY = 10  # below this, one image moves a class's validation or test accuracy by over 10 points
+IMBALANCE = 3  # the largest class over the smallest: past this, the loss is dominated by the large ones
+
+
+def balance_warnings(counts: dict[str, dict[str, int]]) -> list[str]:
+    """A line for classes with too few images to judge them by, and one for very unequal classes."""
+    lines = []
+    few = {split: [f"{label} {n}" for label, n in counts[split].items() if n < FEW_TO_JUDGE_BY] for split in SPLITS[1:]}
+    if any(few.values()):
+        listed = "; ".join(f"{split}: {', '.join(names)}" for split, names in few.items() if names)
+        lines.append(
+            f"split: warning: under {FEW_TO_JUDGE_BY} images of a class to judge it by ({listed}): its accuracy "
+            "moves by over 10 points per image; add images, or give validation and test larger data.split shares"
+        )
+    totals = {label: sum(counts[split][label] for split in SPLITS) for label in counts[SPLITS[0]]}
+    largest, smallest = max(totals, key=totals.get), min(totals, key=totals.get)
+    if totals[largest] > IMBALANCE * totals[smallest]:
+        lines.append(
+            f"split: warning: the classes are unequal: {largest} has {totals[largest]} images, {smallest} "
+            f"{totals[smallest]} (over {IMBALANCE} times fewer); `training.class_weight: balanced` weighs them evenly"
+        )
+    return lines
+
+
 # --- writing -----------------------------------------------------------------------------------------------
 
 

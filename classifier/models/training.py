@@ -45,12 +45,13 @@ def prepared_splits() -> tuple[Arrays, Arrays]:
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Per-epoch train/val loss and accuracy to dvclive; keeps the best epoch by val loss;
-    saves a checkpoint after every epoch when it has one; stops the run if its parent is gone."""
+    """Per-epoch train/val loss and accuracy to dvclive; keeps the best epoch by val loss and stops
+    `patience` epochs after it; saves a checkpoint after every epoch when it has one; stops the run
+    if its parent is gone."""
 
-    def __init__(self, live: Live, checkpoint: Checkpoint | None):
+    def __init__(self, live: Live, checkpoint: Checkpoint | None, patience: int | None):
         super().__init__()
-        self.live, self.checkpoint = live, checkpoint
+        self.live, self.checkpoint, self.patience = live, checkpoint, patience
         self.parent = os.getppid()  # `dvc repro`, or the shell that started the stage
         self.history: list[dict] = []
         self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
@@ -80,12 +81,19 @@ class EpochLog(keras.callbacks.Callback):
         self.live.next_step()
         self.history.append(logs)
 
+    @property
+    def learning_stopped(self) -> bool:
+        """`patience` epochs have passed without a lower validation loss."""
+        since_best = len(self.history) - (self.best_epoch or 0)
+        return self.patience is not None and since_best >= self.patience
+
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}
         self.record(logs)
         if logs["val_loss"] < self.best_loss:
             self.best_loss, self.best_epoch = logs["val_loss"], epoch + 1
             self.best_weights = self.model.get_weights()
+        self.model.stop_training = self.learning_stopped
         if self.checkpoint is not None:
             state = {
                 "epoch": epoch + 1,
@@ -125,9 +133,12 @@ def fit(
     batch_size: int,
     seed: int,
     resume: bool,
+    patience: int | None = None,
     class_weight: dict[int, float] | None = None,
 ) -> dict:
     """Train on (x, y) arrays, keep the epoch with the lowest validation loss, write metrics/<stage>/metrics.json.
+
+    `epochs` is the most that run; with `patience`, training stops that many epochs after the best one.
 
     With `resume`, a checkpoint is saved after every epoch and a rerun of an interrupted
     stage continues after its last finished epoch; the checkpoint is removed at the end.
@@ -138,9 +149,16 @@ def fit(
         checkpoint = None
         if resume:
             # the backend too: each draws its own random numbers, so another one's epochs cannot be continued
-            settings = (epochs, batch_size, seed, sorted((class_weight or {}).items()), keras.backend.backend())
+            settings = (
+                epochs,
+                patience,
+                batch_size,
+                seed,
+                sorted((class_weight or {}).items()),
+                keras.backend.backend(),
+            )
             checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings))
-        log = EpochLog(live, checkpoint)
+        log = EpochLog(live, checkpoint, patience)
         state = checkpoint.load(model) if checkpoint else None
         first_epoch = 0
         if state:
@@ -148,7 +166,7 @@ def fit(
             first_epoch = state["epoch"]
             print(f"{stage}: resuming after epoch {first_epoch}/{epochs} from {checkpoint.folder}")
         started = time.perf_counter()
-        if first_epoch < epochs:
+        if first_epoch < epochs and not log.learning_stopped:
             batches = ArrayBatches(*train, batch_size, seed=seed)
             model.fit(
                 batches,
@@ -168,8 +186,10 @@ def fit(
             )
         model.set_weights(log.best_weights)
         best = log.best_logs
+        epochs_run = len(log.history)
         summary = {
             "best_epoch": log.best_epoch,
+            "epochs_run": epochs_run,
             "train": {"loss": best["loss"], "accuracy": best["accuracy"]},
             "val": {"loss": best["val_loss"], "accuracy": best["val_accuracy"]},
         }
@@ -177,11 +197,16 @@ def fit(
         live.end()
         if checkpoint:
             checkpoint.remove()
-        ran = max(epochs - first_epoch, 1)
+        ran = max(epochs_run - first_epoch, 1)
         print(
-            f"{stage}: best epoch {log.best_epoch}/{epochs}: val accuracy {summary['val']['accuracy']:.4f}, "
-            f"val loss {summary['val']['loss']:.4f} ({seconds:.0f} s, {seconds / ran:.1f} s/epoch)"
+            f"{stage}: best epoch {log.best_epoch} of {epochs_run} run (at most {epochs}): val accuracy "
+            f"{summary['val']['accuracy']:.4f}, val loss {summary['val']['loss']:.4f} "
+            f"({seconds:.0f} s, {seconds / ran:.1f} s/epoch)"
         )
+        if log.best_epoch == epochs:
+            print(f"{stage}: the last epoch was the best: more epochs would likely help (raise {stage}.epochs)")
+        elif log.learning_stopped and epochs_run < epochs:
+            print(f"{stage}: stopped early, {log.patience} epochs without a lower validation loss")
         return summary
 
 
@@ -197,5 +222,6 @@ def fit_stage(model: keras.Model, stage: str, train: Arrays, validation: Arrays,
         batch_size=settings.batch_size,
         seed=params.seed,
         resume=params.training.resume,
+        patience=settings.patience,
         class_weight=class_weights(params.training.class_weight, train[1], num_classes),
     )

@@ -94,11 +94,12 @@ def test_train_frozen_leaves_the_base_unchanged_and_fine_tune_changes_only_its_t
     )
 
 
-def test_changing_a_training_param_reruns_only_that_stage_evaluate_and_export(tiny_repo):
-    """export quotes the test metrics on its card (and the training params); explain, on fine_tuned, stays."""
+def test_changing_a_training_param_reruns_only_that_stage_evaluate_explain_and_export(tiny_repo):
+    """export quotes the test metrics on its card (and the training params); explain and export use the best
+    model, which metrics/evaluate.json names; the other training stages stay."""
     set_params(tiny_repo.path, {("train_classifier", "epochs"): 1})
     try:
-        assert tiny_repo.repro() == ["check_params", "train_classifier", "evaluate", "export"]
+        assert tiny_repo.repro() == ["check_params", "train_classifier", "evaluate", "explain", "export"]
     finally:
         tiny_repo.reset()
 
@@ -115,6 +116,7 @@ def test_raw_images_outside_the_split_ranges_rerun_split_only(tiny_repo):
 
 def test_evaluate_writes_every_model_and_accuracy_matches_a_hand_count(tiny_repo):
     results = json.loads((tiny_repo.path / "metrics/evaluate.json").read_text())
+    assert results.pop("best_model") in MODEL_STAGES
     assert set(results) == set(MODEL_STAGES)
     for model_name, metrics in results.items():
         assert set(metrics) == METRIC_KEYS
@@ -126,11 +128,23 @@ def test_evaluate_writes_every_model_and_accuracy_matches_a_hand_count(tiny_repo
         assert metrics["accuracy"] == pytest.approx(hand_count)
 
 
-def test_dvc_metrics_show_prints_the_five_model_table(tiny_repo):
+def test_dvc_metrics_show_prints_the_headline_in_a_terminal_s_width(tiny_repo):
     shown = json.loads(tiny_repo.dvc("metrics", "show", "--json").stdout)
-    table = shown[0]["data"]["metrics/evaluate.json"]["data"] if isinstance(shown, list) else None
-    table = table or shown[""]["data"]["metrics/evaluate.json"]["data"]
-    assert set(table) == set(MODEL_STAGES)
+    files = shown[0]["data"] if isinstance(shown, list) else shown[""]["data"]
+    assert list(files) == ["metrics/headline.json"]
+    headline = files["metrics/headline.json"]["data"]
+    results = json.loads((tiny_repo.path / "metrics/evaluate.json").read_text())
+    best = results["best_model"]
+    assert headline == {
+        "best_model": best,
+        "accuracy": results[best]["accuracy"],
+        "val_accuracy": json.loads((tiny_repo.path / f"metrics/{MODEL_STAGES[best]}/metrics.json").read_text())["val"][
+            "accuracy"
+        ],
+        "test_images": 12,
+    }
+    table = tiny_repo.dvc("metrics", "show").stdout
+    assert "best_model" in table and max(len(line) for line in table.splitlines()) <= 120, table
 
 
 def test_plot_data_and_pictures_hold_what_they_should(tiny_repo):
@@ -166,10 +180,11 @@ def test_predict_on_real_images_and_a_corrupt_file(tiny_repo, tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"not an image at all")
     result = tiny_repo.run(sys.executable, "-m", "stages.predict", str(tmp_path), "--csv", check=False)
     assert result.returncode == 1
-    ours = [
-        line for line in result.stderr.splitlines() if line.startswith("predict:")
-    ]  # not TensorFlow's start-up lines
-    assert len(ours) == 1 and "broken.jpg" in ours[0]
+    ours = [line for line in result.stderr.splitlines() if line.startswith("predict:")]  # not TensorFlow's lines
+    assert len(ours) == 2 and "broken.jpg" in ours[1]
+    assert ours[0].startswith("predict: using ") and ours[0].endswith(
+        "the best model on the validation split (models/best.keras)"
+    )
     rows = list(csv.DictReader(result.stdout.splitlines()))
     assert [Path(row["path"]).name for row in rows] == ["cat.2000.jpg", "dog.2000.jpg"]
     assert all(float(row["cat"]) + float(row["dog"]) == pytest.approx(1, abs=2e-4) for row in rows)

@@ -18,7 +18,7 @@ import yaml
 from test_explain import IMAGE_SIZE, tiny_transfer_model  # the tiny transfer models of explain's tests
 
 from classifier.core.cli import StageError
-from classifier.core.layout import MODEL_STAGES
+from classifier.core.layout import MODEL_STAGES, training_summary
 from classifier.core.params import load_params
 from classifier.core.schema import SplitParams
 from classifier.evaluation.book import BOOK_NOTE
@@ -382,7 +382,9 @@ def params_with(**data_changes):
 
 def make_report(class_names, labels, probabilities, params=None, top_k=5) -> str:
     results, counts = run_results(class_names, labels, probabilities, top_k)
-    return report_markdown(params or load_params(REPO / "params.yaml"), class_names, results, counts, labels, wrong=3)
+    best = {"best_epoch": 3, "epochs_run": 5, "val": {"accuracy": 0.75, "loss": 0.5}}
+    params = params or load_params(REPO / "params.yaml")
+    return report_markdown(params, class_names, results, counts, labels, 3, "fine_tuned", best)
 
 
 def table_after(report: str, heading: str) -> list[str]:
@@ -552,7 +554,15 @@ def workspace(folder: Path, class_names: list[str], model_classes: list[str] | N
     for name in MODEL_STAGES:
         if name != "fine_tuned":
             shutil.copy(folder / "models/fine_tuned.keras", folder / f"models/{name}.keras")
+    for stage, accuracy in zip(MODEL_STAGES.values(), VAL_ACCURACY):
+        summary = {"best_epoch": 2, "epochs_run": 4, "val": {"loss": 1 - accuracy, "accuracy": accuracy}}
+        (folder / training_summary(stage)).parent.mkdir(parents=True)
+        (folder / training_summary(stage)).write_text(json.dumps(summary))
     return labels
+
+
+# Validation accuracy at each training stage's best epoch, in MODEL_STAGES' order: feature_extraction's is best.
+VAL_ACCURACY = (0.6, 0.65, 0.9, 0.8, 0.85)
 
 
 @pytest.mark.parametrize("class_names", [["cat", "dog"], ["cat", "dog", "fox"]])
@@ -561,7 +571,9 @@ def test_the_stage_writes_its_outputs(class_names, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     evaluate.main()
     results = json.loads(Path("metrics/evaluate.json").read_text())
+    assert results.pop("best_model") == "feature_extraction"
     assert list(results) == list(MODEL_STAGES)
+    assert Path("models/best.keras").read_bytes() == Path("models/feature_extraction.keras").read_bytes()
     expected_keys = BINARY_KEYS if len(class_names) == 2 else BINARY_KEYS - {"precision", "recall"} | {"top_2_accuracy"}
     with open("metrics/evaluate/predictions/fine_tuned.csv", newline="") as file:
         rows = list(csv.DictReader(file))
@@ -581,7 +593,8 @@ def test_the_stage_writes_its_outputs(class_names, tmp_path, monkeypatch):
     assert not Path("metrics/evaluate/gradcam.png").exists()  # drawn by stage explain
     report = Path("metrics/report.md").read_text()
     assert ("book 1st ed." in report) == (class_names == ["cat", "dog"])
-    assert "## Most confused (fine_tuned)" in report and "### fine_tuned" in report
+    assert "## Most confused (feature_extraction)" in report and "### feature_extraction" in report
+    assert "Best on the validation split: **feature_extraction** (val accuracy 0.9000, epoch 2 of 4 run)" in report
     assert "[Grad-CAM heatmaps](explain/gradcam.png)" in report
 
 

@@ -16,11 +16,11 @@ from PIL import Image
 from test_raw_images import jpeg, png, write_files, zip_bytes
 
 from classifier.core.cli import run_stage
-from classifier.core.layout import CLASSES_FILE, SPLIT_DIR, SPLIT_MANIFEST
+from classifier.core.layout import CLASSES_FILE, SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.core.params import ParamsError
 from classifier.intake.collection import RawImage
 from classifier.intake.raw_files import RawDataError
-from classifier.intake.split import select_ranges, unique_path
+from classifier.intake.split import balance_warnings, select_ranges, unique_path
 from stages import split
 
 REPO = Path(__file__).resolve().parents[2]
@@ -284,6 +284,8 @@ def test_a_folder_per_class_end_to_end(workdir, raw_dir, capsys):
     )
     per_split = ", ".join(f"{name} {sum(counts[name].values())}" for name in counts)
     assert output[1] == f"split: a folder per class: 61 images of 3 classes into data/split/ ({per_split})"
+    assert output[2].startswith("split: warning: under 10 images of a class to judge it by (validation: daisy ")
+    assert len(output) == 3
 
 
 def test_fractions_are_roughly_respected(workdir, raw_dir):
@@ -474,3 +476,28 @@ def test_unique_path_ignores_letter_case():
     assert unique_path("train/a", "x.jpg", "abcdef0123", taken) == "train/a/x.abcdef01.jpg"
     assert unique_path("train/a", "x.jpg", "abcdef0123", taken) == "train/a/x.abcdef01-2.jpg"
     assert unique_path("train/b", "x.jpg", "abcdef0123", taken) == "train/b/x.jpg"
+
+
+# --- warnings on the split's balance ----------------------------------------------------------------------
+
+
+def split_counts(per_class: dict[str, tuple[int, int, int]]) -> dict[str, dict[str, int]]:
+    return {split: {label: n[i] for label, n in per_class.items()} for i, split in enumerate(SPLITS)}
+
+
+def test_a_balanced_split_with_enough_images_warns_nothing():
+    assert balance_warnings(split_counts({"cat": (80, 10, 10), "dog": (240, 30, 30)})) == []
+
+
+def test_classes_with_under_ten_validation_or_test_images_get_one_line():
+    (line,) = balance_warnings(split_counts({"a": (40, 5, 12), "b": (40, 12, 4), "c": (40, 10, 10)}))
+    assert line.startswith("split: warning: under 10 images of a class to judge it by (validation: a 5; test: b 4)")
+    assert "data.split" in line
+
+
+def test_a_class_over_three_times_another_suggests_balanced_class_weights():
+    (line,) = balance_warnings(split_counts({"cat": (24, 10, 10), "dog": (112, 14, 14), "fox": (60, 10, 10)}))
+    assert line == (
+        "split: warning: the classes are unequal: dog has 140 images, cat 44 (over 3 times fewer); "
+        "`training.class_weight: balanced` weighs them evenly"
+    )

@@ -126,6 +126,58 @@ def test_fit_leaves_the_model_with_the_best_epochs_weights(fitted):
     assert abs(loss - last) > 1e-3, "the last epoch's weights, not the best epoch's"
 
 
+def fit_noisy(stage: str = "demo", **settings) -> dict:
+    set_seed(0)
+    train_x, train_y, val_x, val_y = noisy_problem()
+    model = tiny_model(learning_rate=0.1)
+    return fit(model, stage, (train_x, train_y), (val_x, val_y), batch_size=16, seed=0, **settings)
+
+
+def test_patience_stops_that_many_epochs_after_the_best_and_keeps_the_best(fitted, tmp_path, monkeypatch, capsys):
+    folder, _, full_run, _ = fitted
+    best = full_run["best_epoch"]
+    assert full_run["epochs_run"] == EPOCHS
+    val_loss = logged(folder, "val", "loss")
+    assert min(val_loss[best : best + 2]) > val_loss[best - 1], "two worse epochs follow the best one"
+    monkeypatch.chdir(tmp_path)
+    summary = fit_noisy(epochs=EPOCHS * 3, patience=2, resume=False)
+    assert summary["best_epoch"] == best
+    assert summary["epochs_run"] == best + 2 < EPOCHS
+    assert summary["val"]["loss"] == pytest.approx(full_run["val"]["loss"], rel=1e-6)
+    assert len(logged(tmp_path, "val", "loss")) == best + 2
+    written = json.loads((stage_metrics_dir("demo") / "metrics.json").read_text())
+    assert (written["best_epoch"], written["epochs_run"]) == (best, best + 2)
+    assert "stopped early, 2 epochs without a lower validation loss" in capsys.readouterr().out
+
+
+def test_a_stage_whose_last_epoch_is_its_best_says_more_epochs_would_help(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    summary = fit_noisy(epochs=1, patience=3, resume=False)
+    assert (summary["best_epoch"], summary["epochs_run"]) == (1, 1)
+    assert "more epochs would likely help (raise demo.epochs)" in capsys.readouterr().out
+
+
+def test_a_fit_killed_after_learning_stopped_resumes_without_more_epochs(fitted, tmp_path, monkeypatch, capsys):
+    """Killed after the epoch that ends learning, before the stage finished: the rerun trains no epoch."""
+    best = fitted[2]["best_epoch"]
+    monkeypatch.chdir(tmp_path)
+    train_x, train_y, val_x, val_y = noisy_problem()
+    settings = {"epochs": EPOCHS * 3, "patience": 2, "batch_size": 16, "seed": 0, "resume": True}
+    splits = (train_x, train_y), (val_x, val_y)
+
+    def model():
+        set_seed(0)
+        return tiny_model(learning_rate=0.1)
+
+    watched_fit(model(), *splits, stop_after=best + 2, **settings)
+    assert checkpoint_state()["epoch"] == best + 2
+    capsys.readouterr()
+    summary, watch = watched_fit(model(), *splits, **settings)
+    assert f"resuming after epoch {best + 2}/{EPOCHS * 3}" in capsys.readouterr().out
+    assert watch.weights == [], "no epoch trained after learning stopped"
+    assert (summary["best_epoch"], summary["epochs_run"]) == (best, best + 2)
+
+
 # --- set_seed -----------------------------------------------------------------------------
 
 

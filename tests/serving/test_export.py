@@ -339,10 +339,12 @@ def test_after_dvc_repro_stock_keras_tf_serving_and_litert_agree(tiny_repo, tmp_
     folder = tiny_repo.path / "models/export"
     assert {"README.md", "saved_model", "model.tflite"} <= {entry.name for entry in folder.iterdir()}
     images = pixels(6, size=TINY_PARAMS[("data", "image_size")])
-    model = tiny_repo.path / "models/fine_tuned.keras"
+    results = json.loads((tiny_repo.path / "metrics/evaluate.json").read_text())
+    model = tiny_repo.path / "models/best.keras"  # export.model: best
+    assert model.read_bytes() == (tiny_repo.path / f"models/{results['best_model']}.keras").read_bytes()
     expected = stock_keras_outputs([model], images, tmp_path)[str(model)]
     for way, outputs in served_outputs(folder, images).items():
         np.testing.assert_allclose(outputs, expected, atol=1e-4, err_msg=way)
     card = (folder / "README.md").read_text()
-    accuracy = json.loads((tiny_repo.path / "metrics/evaluate.json").read_text())["fine_tuned"]["accuracy"]
+    accuracy = results[results["best_model"]]["accuracy"]
     assert f"**Test accuracy**: {accuracy:.4f}" in card and "0 `cat`, 1 `dog`" in card
