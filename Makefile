@@ -7,6 +7,8 @@
 # make lint   ruff's lint and format check, and the import layers (pyproject.toml configures all three)
 # make bench  each stage's speed against this machine's limit, memory on 25,000 images, Keras backends vs TensorFlow (~18 min)
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -21,14 +23,15 @@ DEMO_DATA := data/demo
 DEMO_EXP := demo
 RECIPE ?= laptop
 BASE ?= imagenet
-# What `make compare` leaves out of `dvc exp show`: the columns of dependency hashes and timestamps.
-COMPARE := dvc exp show --only-changed --drop 'Created|State|Executor|^(data|models|stages|classifier|bases|metrics)/.*'
+# DVC's warning for each output not yet in dvc.lock, as every output is before a first run.
+FIRST_RUN_NOISE := No file hash info found for
 
 .PHONY: install install-test demo own compare lint test unit bench
 
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python tools/plots_page.py  # `dvc plots show` without the network
 	touch $@
 
 $(VENV)/installed-test: $(VENV)/installed requirements-test.txt requirements-export.txt requirements-jax.txt requirements-torch.txt
@@ -41,7 +44,8 @@ install-test: $(VENV)/installed-test
 demo: install
 	python tools/make_demo_data.py $(DEMO_DATA) --per-class 250
 	@dvc exp remove $(DEMO_EXP) >/dev/null 2>&1 || true  # the previous demo, if any
-	eval dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) "$$(python tools/recipe.py demo --set)"
+	eval dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) "$$(python tools/recipe.py demo --set)" 2>&1 \
+		| grep -v --line-buffered "$(FIRST_RUN_NOISE)"
 	python tools/results_table.py --exp $(DEMO_EXP)
 	@echo "Next: . $(VENV)/bin/activate, then dvc exp show, or make compare; your photos: make own DATA=path/to/photos"
 
@@ -49,7 +53,7 @@ own: install  # make own DATA=path/to/photos [BASE=path/to/base.keras] [RECIPE=l
 	python tools/own.py "$(DATA)" --base "$(BASE)" --recipe "$(RECIPE)"
 
 compare: install  # the experiments side by side: the params that differ, the headline metrics
-	$(COMPARE)
+	python tools/compare.py $(EXPS)
 
 lint: install-test
 	ruff check .

@@ -24,7 +24,6 @@ from classifier.core.layout import (
     EVALUATION_DIR,
     EVALUATION_METRICS,
     HEADLINE,
-    MODEL_STAGES,
     REPORT,
     model_path,
 )
@@ -35,7 +34,7 @@ from classifier.evaluation.metrics import (
     predicted_classes,
 )
 from classifier.evaluation.pictures import most_wrong_gallery
-from classifier.evaluation.plot_data import write_predictions, write_roc
+from classifier.evaluation.plot_data import write_class_curves, write_predictions, write_roc
 from classifier.evaluation.report import report_markdown
 from classifier.intake.classes import read_classes
 from classifier.intake.prepared import load_prepared, manifest_test_paths
@@ -63,7 +62,7 @@ def main() -> None:
     trained = trained_summaries()
     best = best_on_validation(trained)
     results, counts = {}, {}
-    for name in MODEL_STAGES:
+    for name in trained:  # the models `models` chose; the others' files are empty placeholders
         model = load_model(model_path(name))
         check_trained_on(model, model_path(name), class_names)
         probabilities = predict_probabilities(model, images, settings.batch_size)
@@ -80,6 +79,7 @@ def main() -> None:
     keep_as_best(best)
     print(f"evaluate: best on the validation split: {best} (val accuracy {trained[best]['val']['accuracy']:.4f})")
 
+    write_class_curves(labels, best_probabilities, class_names)
     names = [Path(path).name for path in paths]
     wrong = most_wrong_gallery(
         images,

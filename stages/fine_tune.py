@@ -15,13 +15,15 @@ from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.bases import fine_tune_layer
 from classifier.models.graph import nested_base, unfreeze_from
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import fit_stage, model_scope, prepared_splits
+from classifier.models.training import fit_stage, model_scope, prepared_splits, skipped
 
 STAGE = "fine_tune"
 
 
 def main() -> None:
     params = load_params()
+    if skipped(params, "fine_tuned"):
+        return
     settings = params.fine_tune
     class_names = read_classes()
     train, validation = prepared_splits()

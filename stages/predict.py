@@ -1,6 +1,7 @@
 """Classify your own images with a trained model (not a pipeline stage).
 
     python -m stages.predict IMAGE_OR_FOLDER [...] [--model best] [--csv] [--top K]
+    python path/to/repository/stages/predict.py IMAGE_OR_FOLDER [...]   # from any directory
 
 Prints `path, label, probability` per image: the most likely class and its probability;
 `--top K` adds the next most likely classes; `--csv` prints `path,label` and one probability
@@ -17,19 +18,27 @@ classifier) ends predict with one line saying what it is and what to give.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]  # models/ and metrics/ are the repository's; images are the user's
+if not __package__:  # run as a file, from any directory: the repository's packages, TensorFlow's start-up quiet
+    sys.path[0] = str(ROOT)
+    from stages._startup_log import quiet_tensorflow_startup
 
-from classifier.core.cli import StageError
-from classifier.core.layout import BEST, MODEL_STAGES, model_path
-from classifier.models.choice import using, which_model
-from classifier.models.prediction import class_names_of, predict_probabilities
-from classifier.models.saving import load_model
-from classifier.serving.image_files import image_files
-from classifier.serving.predicting import check_classifier, decoded_images
+    quiet_tensorflow_startup()
+
+import numpy as np  # noqa: E402
+
+from classifier.core.cli import StageError  # noqa: E402
+from classifier.core.layout import BEST, MODEL_STAGES, model_path  # noqa: E402
+from classifier.models.choice import using, which_model  # noqa: E402
+from classifier.models.prediction import class_names_of, predict_probabilities  # noqa: E402
+from classifier.models.saving import load_model  # noqa: E402
+from classifier.serving.image_files import image_files  # noqa: E402
+from classifier.serving.predicting import check_classifier, decoded_images  # noqa: E402
 
 BATCH_SIZE = 32
 
@@ -57,23 +66,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    path = Path(args.model) if args.model.endswith(".keras") else model_path(args.model)
+    shown = args.model if args.model.endswith(".keras") else str(model_path(args.model))  # as messages name it
+    path = Path(args.model).resolve() if args.model.endswith(".keras") else ROOT / shown
     if args.model.endswith(".keras") and not path.is_file():
-        sys.exit(f"predict: error: --model {path} is not a file")
+        sys.exit(f"predict: error: --model {args.model} is not a file")
     if not args.model.endswith(".keras"):
         try:
-            chosen = which_model(args.model)
+            with contextlib.chdir(ROOT):
+                chosen = which_model(args.model)
         except StageError as err:
             sys.exit(f"predict: error: {err}")
-        print(f"predict: {using(args.model, chosen)}", file=sys.stderr)  # stdout stays the table
-    files, problems = image_files(args.targets)
+        with contextlib.chdir(ROOT):
+            print(f"predict: {using(args.model, chosen)}", file=sys.stderr)  # stdout stays the table
+    files, problems = image_files(args.targets)  # as given: relative to where the user stands
     for problem in problems:
         print(f"predict: error: {problem}", file=sys.stderr)
     if not files:
         return 1
     try:
-        model = load_model(path)  # one line for any file Keras refuses (saving.load_model)
-        check_classifier(model, path)
+        model = load_model(path, label=shown)  # one line for any file Keras refuses (saving.load_model)
+        check_classifier(model, Path(shown))
     except StageError as err:
         sys.exit(f"predict: error: {err}")
     class_names = class_names_of(model, path)

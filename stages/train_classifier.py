@@ -15,7 +15,7 @@ from classifier.models.assembly import compile_model, with_classifier
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import fit_stage, model_scope
+from classifier.models.training import fit_stage, model_scope, skipped
 
 STAGE = "train_classifier"
 
@@ -26,6 +26,8 @@ def load_features(split: str):
 
 def main() -> None:
     params = load_params()
+    if skipped(params, "feature_extraction"):
+        return
     settings = params.train_classifier
     class_names = read_classes()
     train, validation = load_features("train"), load_features("validation")

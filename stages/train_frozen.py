@@ -14,7 +14,7 @@ from classifier.models.graph import freeze
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import fit_stage, model_scope, prepared_splits
+from classifier.models.training import fit_stage, model_scope, prepared_splits, skipped
 
 STAGE = "train_frozen"
 
@@ -33,6 +33,8 @@ def build(params, base, num_classes: int):
 
 def main() -> None:
     params = load_params()
+    if skipped(params, "frozen_augmented"):
+        return
     settings = params.train_frozen
     class_names = read_classes()
     train, validation = prepared_splits()

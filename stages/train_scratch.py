@@ -14,7 +14,7 @@ from classifier.intake.classes import read_classes
 from classifier.models.assembly import compile_model, small_convnet
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.saving import save_model
-from classifier.models.training import fit_stage, model_scope, prepared_splits
+from classifier.models.training import fit_stage, model_scope, prepared_splits, skipped
 
 
 def main() -> None:
@@ -23,6 +23,8 @@ def main() -> None:
     augmented = parser.parse_args().augmented
     stage, model_name = ("train_scratch_augmented", "scratch_augmented") if augmented else ("train_scratch", "scratch")
     params = load_params()
+    if skipped(params, model_name):
+        return
     settings = getattr(params, stage)
     class_names = read_classes()
     train, validation = prepared_splits()

@@ -30,6 +30,7 @@ from classifier.models.downloads import imagenet_weights_problem  # noqa: E402
 from tools.recipe import ROOT, set_arguments, write_overrides  # noqa: E402
 
 IMAGENET = "imagenet"
+FIRST_RUN_NOISE = "No file hash info found for"
 NEXT = """
 Next (after `. .venv/bin/activate`):
   python -m stages.predict path/to/photos      # the best model on new photos
@@ -59,6 +60,16 @@ def data_argument(data: str) -> list[str]:
     return ["-S", f"data.raw_dir={os.path.relpath(folder.resolve(), ROOT)}"]
 
 
+def run_without_first_run_noise(command: list[str]) -> int:
+    """Run a DVC command, leaving out its warning for each output not yet in dvc.lock ("No file hash info
+    found"), as every output is before a first run; everything else passes, as it comes."""
+    with subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, bufsize=1) as process:
+        for line in process.stderr:
+            if FIRST_RUN_NOISE not in line:
+                sys.stderr.write(line)
+    return process.returncode
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", help="the folder of your labelled photos")
@@ -81,7 +92,7 @@ def main() -> None:
         sys.exit(f"own: error: {err}")
     command = [sys.executable, "-m", "dvc", "exp", "run", *settings]
     print("own: " + shlex.join(["dvc", *command[3:]]), flush=True)
-    if subprocess.run(command, cwd=ROOT).returncode != 0:
+    if run_without_first_run_noise(command) != 0:
         sys.exit("own: the run stopped (above: why); fix it and run again: finished stages are not rerun")
     subprocess.run([sys.executable, str(ROOT / "tools/results_table.py")], cwd=ROOT, check=True)
     print(NEXT)

@@ -71,6 +71,8 @@ def table(metrics: dict[str, dict], classes: list[str] | None) -> str:
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for model, stage in MODEL_STAGES.items():
         trained = metrics.get(f"{stage_metrics_dir(stage)}/metrics.json")
+        if trained and trained.get("skipped"):
+            continue  # `models` left it out
         cells = [str(trained["best_epoch"]), f"{trained['val']['accuracy']:.3f}"] if trained else ["-", "not run"]
         tested = test.get(model, {})
         cells += [f"{tested[key]:.3f}" if key in tested else "-" for key in ("accuracy", "auc", "macro_f1")]

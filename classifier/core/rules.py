@@ -154,6 +154,25 @@ def export_converters_are_installed(params: Params) -> None:
                 )
 
 
+def chosen_models_can_be_made(params: Params) -> None:
+    """fine_tune starts from the frozen model; explain and export need a trained model."""
+    chosen = [name for name, trained in params.models.model_dump().items() if trained]
+    if not chosen:
+        raise ParamsError("params.yaml: models: every model is false; set at least one true (the book: all five)")
+    if params.models.fine_tuned and not params.models.frozen_augmented:
+        raise ParamsError(
+            "params.yaml: models.fine_tuned is true but models.frozen_augmented is false: fine_tune starts from "
+            "the frozen model; set models.frozen_augmented: true, or models.fine_tuned: false"
+        )
+    for section in ("explain", "export"):
+        name = getattr(params, section).model
+        if name != "best" and name not in chosen:
+            raise ParamsError(
+                f"params.yaml: {section}.model {name} is not trained (models.{name}: false): "
+                f"set {section}.model: best, or one of {', '.join(chosen)}"
+            )
+
+
 RULES = (
     split_kinds_agree,
     split_ranges_are_disjoint,
@@ -164,6 +183,7 @@ RULES = (
     base_is_known,
     base_files_are_in_bases,
     export_converters_are_installed,
+    chosen_models_can_be_made,
 )
 
 

@@ -200,9 +200,20 @@ class ExportParams(Section):
     formats: Annotated[list[ExportFormat], Field(min_length=1), AfterValidator(_listed_once)]
 
 
+class ModelsParams(Section):
+    """Which models are trained: false skips one (its stage writes an empty placeholder in a second)."""
+
+    scratch: StrictBool
+    scratch_augmented: StrictBool
+    feature_extraction: StrictBool
+    frozen_augmented: StrictBool
+    fine_tuned: StrictBool
+
+
 class Params(Section):
     seed: StrictInt = Field(ge=0, le=MAX_SEED)
     lr: LearningRate = Field(description="the fine-tuning learning rate")
+    models: ModelsParams
     data: DataParams
     base: BaseParams
     augmentation: AugmentationParams

@@ -1,5 +1,5 @@
-"""The per-model files DVC plots from the test split: each image's prediction (DVC's confusion
-matrices) and the points of the ROC curve.
+"""The files DVC plots from the test split: each model's predictions (DVC's confusion matrices) and
+the points of its ROC curve; for the best model, each class's ROC and precision-recall curve.
 """
 
 from __future__ import annotations
@@ -42,9 +42,33 @@ def write_roc(name: str, labels: np.ndarray, probabilities: np.ndarray) -> None:
         fpr, tpr, thresholds = roc_curve(labels, probabilities[:, 1])
     else:
         fpr, tpr, thresholds = roc_curve(np.eye(probabilities.shape[1])[labels].ravel(), probabilities.ravel())
-    shown = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))  # ends kept
+    shown = thinned(len(fpr))
     write_rows(
         EVALUATION_DIR / "roc" / f"{name}.csv",
         ("fpr", "tpr", "threshold"),
         [(f"{fpr[i]:.6f}", f"{tpr[i]:.6f}", f"{min(thresholds[i], 1.0):.6f}") for i in shown],
+    )
+
+
+def thinned(count: int) -> np.ndarray:
+    """At most ROC_POINTS indices of a curve's `count` points, spread evenly, both ends kept."""
+    return np.unique(np.linspace(0, count - 1, min(count, ROC_POINTS)).round().astype(int))
+
+
+def write_class_curves(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> None:
+    """Each class's one-vs-rest ROC and precision-recall curve (class, point, x, y: one file each), which
+    DVC's template by_class (.dvc/plots/) draws a line per class, in a colour of its own."""
+    roc, precision_recall = [], []
+    for label, name in enumerate(class_names):
+        is_class = labels == label
+        fpr, tpr, _ = roc_curve(is_class, probabilities[:, label])
+        true_pos, false_pos = tpr * max(is_class.sum(), 1), fpr * max((~is_class).sum(), 1)
+        predicted = true_pos + false_pos
+        precision = np.divide(true_pos, predicted, out=np.ones_like(true_pos), where=predicted > 0)
+        for point, i in enumerate(thinned(len(fpr))):
+            roc.append((name, point, f"{fpr[i]:.6f}", f"{tpr[i]:.6f}"))
+            precision_recall.append((name, point, f"{tpr[i]:.6f}", f"{precision[i]:.6f}"))
+    write_rows(EVALUATION_DIR / "classes" / "roc.csv", ("class", "point", "fpr", "tpr"), roc)
+    write_rows(
+        EVALUATION_DIR / "classes" / "precision_recall.csv", ("class", "point", "recall", "precision"), precision_recall
     )

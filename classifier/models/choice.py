@@ -11,13 +11,18 @@ from classifier.core.layout import BEST, EVALUATION_METRICS, MODEL_STAGES, model
 
 
 def trained_summaries() -> dict[str, dict]:
-    """{model: its training stage's metrics at the best epoch}, in the book's order."""
+    """{model: its training stage's metrics at the best epoch}, in the book's order, for the models
+    trained (a stage skipped by `models` says so in its metrics.json)."""
     summaries = {}
     for name, stage in MODEL_STAGES.items():
         path = training_summary(stage)
         if not path.is_file():
             raise StageError(f"{path} is missing: run `dvc repro {stage}`")
-        summaries[name] = json.loads(path.read_text())
+        summary = json.loads(path.read_text())
+        if not summary.get("skipped"):
+            summaries[name] = summary
+    if not summaries:
+        raise StageError("no model is trained (every stage was skipped by `models`): set one true in params.yaml")
     return summaries
 
 

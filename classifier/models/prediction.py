@@ -16,9 +16,16 @@ from classifier.models.saving import saved_class_names
 
 
 def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
-    """(start row, model output) for each batch of images; only a batch is read at a time (memory maps)."""
+    """(start row, model output) for each batch of images; only a batch is read at a time (memory maps).
+    The last of several batches is padded to the same shape: another shape would trace the predict
+    function again, and TensorFlow warns when several models in a row each do that."""
     for start in range(0, len(images), batch_size):
-        yield start, model.predict_on_batch(images[start : start + batch_size].astype(np.float32))
+        batch = images[start : start + batch_size].astype(np.float32)
+        short = batch_size - len(batch) if start else 0
+        if short:
+            batch = np.concatenate([batch, np.zeros((short, *batch.shape[1:]), np.float32)])
+        output = model.predict_on_batch(batch)
+        yield start, output[: len(output) - short]
 
 
 RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages

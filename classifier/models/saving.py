@@ -77,7 +77,12 @@ def load_model(path: Path, label: str | None = None, wanted: str = A_MODEL) -> k
     path = Path(path)
     label = label or str(path)
     if not path.is_file():
-        raise StageError(f"{path} is missing: run `dvc repro` to build it")
+        raise StageError(f"{label} is missing: run `dvc repro` to build it")
+    if path.stat().st_size == 0:  # a training stage's placeholder
+        raise StageError(
+            f"{label} is empty: that model is not trained (models.{path.stem}: false in params.yaml); "
+            "set it true and run `dvc repro`, or use another model"
+        )
     problem = archive_problem(path, label)
     if problem is None:
         try:

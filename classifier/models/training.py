@@ -4,8 +4,10 @@ weights. Batches come from classifier.models.batches, checkpoints from classifie
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -14,13 +16,27 @@ from dvclive import Live
 
 from classifier.core.backend import backend_problem, devices, set_global_random_state, set_seed
 from classifier.core.cli import StageError
-from classifier.core.layout import stage_metrics_dir
+from classifier.core.layout import MODEL_STAGES, model_path, stage_metrics_dir, training_summary
 from classifier.core.schema import RunParams
 from classifier.intake.prepared import load_prepared
 from classifier.models.batches import ArrayBatches
 from classifier.models.checkpoints import Checkpoint, fingerprint, only_run
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
+
+
+def skipped(params, model_name: str) -> bool:
+    """True when `models.<model_name>` is false, once the stage's outputs are placeholders: an empty
+    models/<name>.keras and a metrics.json that says so (DVC needs every output; evaluate leaves it out)."""
+    if getattr(params.models, model_name):
+        return False
+    stage = MODEL_STAGES[model_name]
+    shutil.rmtree(stage_metrics_dir(stage), ignore_errors=True)
+    stage_metrics_dir(stage).mkdir(parents=True)
+    training_summary(stage).write_text(json.dumps({"skipped": True}) + "\n")
+    model_path(model_name).write_bytes(b"")
+    print(f"{stage}: skipped (models.{model_name}: false); {model_path(model_name)} is an empty placeholder")
+    return True
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import yaml
 
 from classifier.core.catalog import KERAS_BASES
 from classifier.core.cli import StageError
+from classifier.core.layout import MODEL_STAGES
 from classifier.core.params import ParamsError, load_params
 
 REPO = Path(__file__).resolve().parents[2]
@@ -472,3 +473,45 @@ def test_jit_compile_without_op_determinism_loads(tmp_path):
 def test_distribute_lists_the_allowed_values(tmp_path):
     message = error_for(tmp_path, setter("training", "distribute", "multi_worker"))
     assert "training.distribute" in message and "none, mirrored" in message
+
+
+# --- which models are trained ---------------------------------------------------------------------
+
+
+def test_the_book_trains_all_five_models():
+    models = load_params(COMMITTED).models
+    assert [name for name in committed()["models"] if getattr(models, name) is True] == list(MODEL_STAGES)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            [setter("models", name, False) for name in committed()["models"]],
+            "params.yaml: models: every model is false; set at least one true",
+        ),
+        (
+            [setter("models", "frozen_augmented", False)],
+            "params.yaml: models.fine_tuned is true but models.frozen_augmented is false: fine_tune starts from",
+        ),
+        (
+            [setter("models", "scratch", False), setter("export", "model", "scratch")],
+            "params.yaml: export.model scratch is not trained (models.scratch: false): set export.model: best, or "
+            "one of scratch_augmented, feature_extraction, frozen_augmented, fine_tuned",
+        ),
+        ([setter("models", "scratch", "no")], "params.yaml: models.scratch must be true or false; got 'no'"),
+    ],
+)
+def test_models_that_cannot_be_made_are_refused(tmp_path, changes, expected):
+    def change(raw):
+        for one in changes:
+            one(raw)
+
+    assert error_for(tmp_path, change).startswith(expected)
+
+
+def test_the_transfer_models_alone_load(tmp_path):
+    params = load_modified(
+        tmp_path, lambda raw: raw["models"].update(scratch=False, scratch_augmented=False, fine_tuned=False)
+    )
+    assert [name for name in MODEL_STAGES if getattr(params.models, name)] == ["feature_extraction", "frozen_augmented"]

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import vl_convert
 from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params, stock_keras_outputs
 from PIL import Image
 
 from classifier.core.layout import MODEL_STAGES
 from classifier.models.prediction import predict_probabilities
 from classifier.models.saving import load_model, saved_class_names
+from tools import plots_page
 
 pytestmark = pytest.mark.e2e
 
@@ -163,15 +167,55 @@ def test_plot_data_and_pictures_hold_what_they_should(tiny_repo):
     assert "(evaluate/most_wrong.png)" in report and "(explain/gradcam.png)" in report
 
 
-def test_dvc_plots_show_writes_a_page_with_every_plot(tiny_repo):
-    tiny_repo.dvc("plots", "show", "-o", "plots_page")
+def test_dvc_plots_show_writes_an_offline_page_whose_every_chart_renders(tiny_repo):
+    tiny_repo.run(sys.executable, "tools/plots_page.py")  # as `make install` does
+    try:
+        tiny_repo.dvc("plots", "show", "-o", "plots_page")
+    finally:
+        tiny_repo.dvc("config", "--local", "--unset", "plots.html_template")
     page = (tiny_repo.path / "plots_page/index.html").read_text()
+    assert not re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)  # nothing loaded from the network
+    assert "cdn.jsdelivr" not in page and "vegaEmbed" in page
+    specs = [json.loads(spec) for spec in re.findall(r"var spec = (.*?);\s*vegaEmbed\('#", page, re.S)]
+    titles = [spec["title"]["text"] for spec in specs]
+    assert len(specs) == 2 * len(MODEL_STAGES) + len(MODEL_STAGES) + 4  # curves, confusion matrices, four more
+    for stage in MODEL_STAGES.values():
+        for metric in ("loss", "accuracy"):
+            (spec,) = [spec for spec in specs if spec["title"]["text"] == f"{stage} {metric} (training, validation)"]
+            assert {row["filename"] for row in spec["data"]["values"]} == {f"train/{metric}.tsv", f"val/{metric}.tsv"}
     for model_name in MODEL_STAGES:
-        assert f"metrics/evaluate/predictions/{model_name}.csv" in page  # its confusion matrix
-    assert "confusion matrices, normalised (test)" in page and "ROC curves (test)" in page
-    assert "metrics/fine_tune/plots/metrics/val/accuracy.tsv" in page
+        assert f"metrics/evaluate/predictions/{model_name}.csv" in titles  # its confusion matrix
+    assert "confusion matrices, normalised (test)" in titles and "ROC curves (test)" in titles
+    for title in ("ROC per class, the best model (test)", "precision and recall per class, the best model (test)"):
+        (spec,) = [spec for spec in specs if spec["title"]["text"] == title]
+        assert spec["encoding"]["color"]["field"] == "class"  # a colour per class
+        assert {row["class"] for row in spec["data"]["values"]} == {"cat", "dog"}
+    for spec in specs:  # drawn by Vega itself (vl-convert's engine), data and all
+        svg = vl_convert.vegalite_to_svg(spec, vl_version=plots_page.VEGA_LITE)
+        assert svg.startswith("<svg") and svg.count("<path") > 10, spec["title"]
+    if shutil.which("node"):  # the inlined bundle is valid JavaScript
+        module = re.search(r'<script type="module">(.*?)</script>', page, re.S).group(1)
+        (tiny_repo.path / "plots_page/bundle.mjs").write_text(module)
+        subprocess.run(["node", "--check", str(tiny_repo.path / "plots_page/bundle.mjs")], check=True)
     for picture in ("most_wrong.png", "activations.png", "filters.png", "gradcam.png"):
         assert picture in page
+
+
+def test_predict_from_another_directory_takes_paths_from_there(tiny_repo, tmp_path):
+    shutil.copy2(SHARED_IMAGES / "cat.2000.jpg", tmp_path / "mine.jpg")
+    script = tiny_repo.path / "stages/predict.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "mine.jpg", "--top", "2"],
+        cwd=tmp_path,
+        env=tiny_repo.env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    label, probability, other, rest = result.stdout.strip().split(", ")[1:]
+    assert result.stdout.startswith("mine.jpg, ") and {label, other} == {"cat", "dog"}
+    assert float(probability) + float(rest) == pytest.approx(1, abs=2e-4)
+    assert "predict: using " in result.stderr and "Traceback" not in result.stderr
 
 
 def test_predict_on_real_images_and_a_corrupt_file(tiny_repo, tmp_path):

@@ -35,9 +35,11 @@ from classifier.evaluation.metrics import (
     roc_curve,
     top_k_accuracy,
 )
+from classifier.evaluation.plot_data import write_class_curves
 from classifier.evaluation.report import report_markdown
 from classifier.models.heads import class_probabilities
-from classifier.models.saving import save_model
+from classifier.models.saving import load_model, save_model
+from classifier.models.training import skipped
 from stages import evaluate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -598,9 +600,53 @@ def test_the_stage_writes_its_outputs(class_names, tmp_path, monkeypatch):
     assert "[Grad-CAM heatmaps](explain/gradcam.png)" in report
 
 
+def test_a_model_that_models_skipped_is_left_out_and_not_chosen(tmp_path, monkeypatch):
+    workspace(tmp_path, ["cat", "dog"])
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["models"].update(scratch=False, feature_extraction=False)  # feature_extraction's validation was the best
+    Path("params.yaml").write_text(yaml.safe_dump(raw))
+    params = load_params()
+    assert [name for name in MODEL_STAGES if skipped(params, name)] == ["scratch", "feature_extraction"]
+    assert Path("models/feature_extraction.keras").stat().st_size == 0
+    assert json.loads(training_summary("train_classifier").read_text()) == {"skipped": True}
+    evaluate.main()
+    results = json.loads(Path("metrics/evaluate.json").read_text())
+    assert results.pop("best_model") == "fine_tuned"  # the best of those trained
+    assert list(results) == ["scratch_augmented", "frozen_augmented", "fine_tuned"]
+    assert sorted(path.name for path in Path("metrics/evaluate/predictions").iterdir()) == [
+        "fine_tuned.csv",
+        "frozen_augmented.csv",
+        "scratch_augmented.csv",
+    ]
+    assert "| scratch |" not in Path("metrics/report.md").read_text()
+    with pytest.raises(StageError, match=r"^models/scratch.keras is empty: that model is not trained \(models.scratch"):
+        load_model(Path("models/scratch.keras"))
+
+
 def test_the_stage_refuses_models_of_other_classes(tmp_path, monkeypatch):
     workspace(tmp_path, ["cat", "dog", "fox"], model_classes=["ant", "bee", "cow"])
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StageError, match="trained on other classes than the 3 in data/classes.json"):
         evaluate.main()
     assert not Path("metrics/evaluate.json").exists()
+
+
+def test_each_class_has_its_roc_and_precision_recall_curve(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    probabilities = np.eye(3)[[0, 1, 1, 1, 2, 2, 0]] * 0.7 + 0.1  # two mistakes
+    write_class_curves(labels, probabilities, ["ant", "bee", "cow"])
+    with open("metrics/evaluate/classes/roc.csv", newline="") as file:
+        roc = list(csv.DictReader(file))
+    with open("metrics/evaluate/classes/precision_recall.csv", newline="") as file:
+        precision_recall = list(csv.DictReader(file))
+    assert list(roc[0]) == ["class", "point", "fpr", "tpr"]
+    assert list(precision_recall[0]) == ["class", "point", "recall", "precision"]
+    for name in ("ant", "bee", "cow"):
+        curve = [(float(row["fpr"]), float(row["tpr"])) for row in roc if row["class"] == name]
+        assert curve[0] == (0.0, 0.0) and curve[-1] == (1.0, 1.0)
+        assert all(a <= b and c <= d for (a, c), (b, d) in zip(curve, curve[1:]))
+    bee = [(float(row["recall"]), float(row["precision"])) for row in precision_recall if row["class"] == "bee"]
+    assert bee[1] == (1.0, pytest.approx(2 / 3))  # at 0.8: both bees and one ant taken for a bee
+    assert len(roc) == len(precision_recall)

@@ -1,0 +1,104 @@
+"""`make own`: a folder of real photos (a few of ../shared's flowers, a folder per class) and a base
+file, trained and evaluated as a DVC experiment in the workspace, with the models in models/, the
+skipped ones left out, the results table and the next commands; bad inputs refused before anything runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT as REPO_ROOT
+
+from classifier.core.layout import MODEL_STAGES
+from classifier.models.downloads import WEIGHTS_HOST, reachable
+from tools.scratch_repo import make_repo
+
+pytestmark = pytest.mark.e2e
+
+FLOWERS = REPO_ROOT.parent / "shared/datasets/flowers"
+CLASSES = ("daisy", "roses", "tulips")
+PER_CLASS = 10
+# Over the book's settings, as recipes/laptop.yaml is: small, fast, and the scratch convnets skipped.
+TINY_RECIPE = {
+    "models": {"scratch": False, "scratch_augmented": False},
+    "data": {"image_size": 48, "split": {"train": 0.6, "validation": 0.2, "test": 0.2}},
+    "base": {"fine_tune_from": None},
+    "head": {"pooling": "average", "dense_units": 16},
+    **{stage: {"epochs": 2, "patience": 1, "batch_size": 8} for stage in ("train_classifier", "train_frozen")},
+    "fine_tune": {"epochs": 1, "batch_size": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def own_run(tiny_repo, tmp_path_factory):
+    if not FLOWERS.is_dir():
+        pytest.skip(f"needs the shared flower photos at {FLOWERS}")
+    photos = tmp_path_factory.mktemp("my_photos")
+    for name in CLASSES:
+        (photos / name).mkdir()
+        for path in sorted((FLOWERS / name).iterdir())[:PER_CLASS]:
+            shutil.copy2(path, photos / name)
+    base = tmp_path_factory.mktemp("base") / "my_base.keras"
+    shutil.copy2(tiny_repo.path / "models/scratch.keras", base)  # a trained convnet (48 px) as the base
+    repo = make_repo(tmp_path_factory.mktemp("own") / "repo", {("explain", "filter_steps"): 2}, lambda raw: None)
+    (repo.path / "recipes/tiny.yaml").write_text(yaml.safe_dump(TINY_RECIPE))
+    result = repo.run(sys.executable, "tools/own.py", str(photos), "--base", str(base), "--recipe", "tiny", check=False)
+    return repo, photos, base, result
+
+
+def test_make_own_passes_data_base_and_recipe_to_the_tool():
+    make = ["make", "-n", "own", "DATA=my photos", "BASE=b.keras", "RECIPE=tiny"]
+    planned = subprocess.run(make, cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    assert 'python tools/own.py "my photos" --base "b.keras" --recipe "tiny"' in planned
+
+
+def test_it_trains_the_chosen_models_in_the_workspace_as_an_experiment(own_run):
+    repo, photos, _, result = own_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in MODEL_STAGES:
+        size = (repo.path / f"models/{name}.keras").stat().st_size
+        assert (size == 0) == (name in ("scratch", "scratch_augmented")), name
+    results = json.loads((repo.path / "metrics/evaluate.json").read_text())
+    assert set(results) == {"feature_extraction", "frozen_augmented", "fine_tuned", "best_model"}
+    assert json.loads((repo.path / "data/classes.json").read_text()) == list(CLASSES)
+    params = yaml.safe_load((repo.path / "params.yaml").read_text())
+    assert Path(repo.path, params["data"]["raw_dir"]).resolve() == photos.resolve()
+    assert params["base"]["name"] == "bases/my_base.keras" and (repo.path / "bases/my_base.keras.dvc").is_file()
+    shown = json.loads(repo.dvc("exp", "show", "--json").stdout)
+    experiments = [exp for baseline in shown for exp in baseline.get("experiments") or []]
+    assert len(experiments) == 1
+
+
+def test_it_prints_the_results_the_split_warnings_and_the_next_commands_without_dvc_noise(own_run):
+    _, _, _, result = own_run
+    assert "| feature_extraction | train_classifier |" in result.stdout and "| scratch |" not in result.stdout
+    assert "Best on the validation split: " in result.stdout
+    assert "python -m stages.predict path/to/photos" in result.stdout and "make compare" in result.stdout
+    assert "split: warning: " in result.stdout + result.stderr  # 2 validation and 2 test images per class
+    assert "No file hash info" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["no/such/folder"], "own: error: DATA=no/such/folder: not a folder; give the folder of your labelled photos"),
+        (["PHOTOS", "--base", "nope.keras"], "own: error: BASE=nope.keras: not a .keras file"),
+        (["PHOTOS", "--recipe", "lapto"], "own: error: no recipe 'lapto' in recipes/: choose one of"),
+        (["PHOTOS", "--recipe", "laptop"], "own: error: base.weights: imagenet, but the ImageNet"),  # offline
+    ],
+)
+def test_a_bad_input_is_one_line_before_anything_runs(own_run, arguments, message):
+    repo, photos, _, _ = own_run
+    if "laptop" in arguments and reachable(WEIGHTS_HOST):
+        pytest.skip("online: the ImageNet weights can be downloaded here")
+    params = (repo.path / "params.yaml").read_bytes()
+    arguments = [str(photos) if argument == "PHOTOS" else argument for argument in arguments]
+    refused = repo.run(sys.executable, "tools/own.py", *arguments, check=False)
+    assert refused.returncode == 1 and refused.stderr.strip().startswith(message), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Running stage" not in refused.stdout
+    assert (repo.path / "params.yaml").read_bytes() == params

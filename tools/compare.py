@@ -1,0 +1,96 @@
+"""Experiments side by side (`make compare`): the params that differ between them and the headline
+metrics, one experiment per column, so that it fits a terminal where `dvc exp show` does not.
+
+    python tools/compare.py              # the workspace, its commit and that commit's experiments
+    python tools/compare.py demo flowers # only these experiments (and workspace, main: by that name)
+    python tools/compare.py --width 160
+
+Reads `dvc exp show --json`; the headline metrics are metrics/headline.json (stage evaluate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
+
+from classifier.core.layout import HEADLINE  # noqa: E402
+from tools.recipe import leaves  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_RUN = "-"
+
+
+def experiments(shown: list[dict]) -> dict[str, dict]:
+    """{name: {"params": {dotted key: value}, "metrics": headline}} in `dvc exp show`'s order."""
+    found = {}
+    for baseline in shown:
+        revisions = [baseline] + [exp["revs"][0] for exp in baseline.get("experiments") or [] if exp.get("revs")]
+        for rev in revisions:
+            data = rev.get("data") or {}
+            params = (data.get("params") or {}).get("params.yaml", {}).get("data") or {}
+            metrics = (data.get("metrics") or {}).get(str(HEADLINE), {}).get("data") or {}
+            revision = str(rev.get("rev", ""))
+            name = rev.get("name") or (revision if revision == "workspace" else revision[:7])
+            found.setdefault(name, {"params": leaves(params), "metrics": metrics})
+    return found
+
+
+def cell(value) -> str:
+    if value is None:
+        return NOT_RUN
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def table(runs: dict[str, dict], width: int) -> str:
+    keys = sorted({key for run in runs.values() for key in run["params"]})
+    differing = [key for key in keys if len({cell(run["params"].get(key)) for run in runs.values()}) > 1]
+    metrics = list(dict.fromkeys(key for run in runs.values() for key in run["metrics"]))
+    headline = [[key, *(cell(run["metrics"].get(key)) for run in runs.values())] for key in metrics]
+    params = [[key, *(cell(run["params"].get(key)) for run in runs.values())] for key in differing]
+    header = ["", *runs]
+    widths = [max(len(row[column]) for row in [header, *headline, *params]) for column in range(len(header))]
+    shown = 1  # the key column, then as many runs as fit
+    while shown < len(header) and sum(widths[: shown + 1]) + 3 * shown <= width:
+        shown += 1
+
+    def line(row: list[str]) -> str:
+        cells = [row[0].ljust(widths[0])] + [text.rjust(widths[i]) for i, text in enumerate(row[1:shown], 1)]
+        return " | ".join(cells)
+
+    rule = "-+-".join("-" * widths[i] for i in range(shown))
+    lines = [line(header), rule, *map(line, headline), *([rule] if headline and params else []), *map(line, params)]
+    if shown < len(header):
+        lines.append(f"({len(header) - shown} more left out to fit {width} columns: name them, or --width)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="experiments to show, by name (default: all that dvc exp show lists)")
+    parser.add_argument("--width", type=int, default=min(shutil.get_terminal_size().columns, 120))
+    args = parser.parse_args()
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"compare: dvc exp show failed: {result.stderr.strip().splitlines()[-1:]}")
+    runs = experiments(json.loads(result.stdout))
+    if args.names:
+        missing = [name for name in args.names if name not in runs]
+        runs = {name: runs[name] for name in args.names if name in runs} or runs
+        if missing:
+            print(f"compare: not found: {', '.join(missing)}; see `dvc exp show`", file=sys.stderr)
+    print(table(runs, args.width))
+
+
+if __name__ == "__main__":
+    main()
