@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         settings = set_arguments(args.recipe) + data_argument(args.data) + base_arguments(args.base)
-        overrides = dict(setting.split("=", 1) for setting in settings[1::2])
+        overrides = dict(setting.split("=", 1) for setting in settings[1::2])  # BASE= replaces the recipe's base
         _, params = write_overrides(
             {key: yaml.safe_load(value) for key, value in overrides.items()},
             ROOT / PARAMS_FILE,
@@ -90,6 +90,7 @@ def main() -> None:
             raise ParamsError(offline)
     except ParamsError as err:
         sys.exit(f"own: error: {err}")
+    settings = [argument for key, value in overrides.items() for argument in ("-S", f"{key}={value}")]
     command = [sys.executable, "-m", "dvc", "exp", "run", *settings]
     print("own: " + shlex.join(["dvc", *command[3:]]), flush=True)
     if run_without_first_run_noise(command) != 0:
