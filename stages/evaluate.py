@@ -62,7 +62,7 @@ def main() -> None:
     trained = trained_summaries()
     best = best_on_validation(trained)
     results, counts = {}, {}
-    for name in trained:  # the models `models` chose; the others' files are empty placeholders
+    for name in trained:  # the models `models` chose; the others' files are placeholders
         model = load_model(model_path(name))
         check_trained_on(model, model_path(name), class_names)
         probabilities = predict_probabilities(model, images, settings.batch_size)

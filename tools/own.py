@@ -7,14 +7,13 @@ folders of class folders, Kaggle's naming, arrays with a labels CSV). The run is
 `dvc exp run` with the recipe's params (recipes/<name>.yaml, over the book's) and DATA as
 data.raw_dir, so the models land in models/ and `dvc exp show` lists it. A base file is
 copied into bases/ and tracked with `dvc add` (a new version of it reruns load_base).
-Every input is checked before anything runs.
+Every input is checked before anything is copied or run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -40,17 +39,24 @@ Next (after `. .venv/bin/activate`):
 
 
 def base_arguments(base: str) -> list[str]:
-    """-S arguments for BASE: none for imagenet (the recipe's base), else the file, copied into bases/."""
+    """-S arguments for BASE: none for imagenet (the recipe's base), else the file's place in bases/."""
     if base == IMAGENET:
         return []
     source = Path(base).expanduser().resolve()
     if not source.is_file() or source.suffix != ".keras":
         raise ParamsError(f"BASE={base}: not a .keras file; give a saved Keras base, or BASE=imagenet")
-    target = BASES_DIR / source.name
-    if not (ROOT / target).is_file() or (ROOT / target).read_bytes() != source.read_bytes():
-        shutil.copyfile(source, ROOT / target)
+    return ["-S", f"base.name={(BASES_DIR / source.name).as_posix()}", "-S", "base.weights=null"]
+
+
+def bring_base(base: str) -> None:
+    """Copy a BASE file into bases/ and track it with `dvc add` (a new version of it reruns load_base)."""
+    if base == IMAGENET:
+        return
+    source = Path(base).expanduser().resolve()
+    target = ROOT / BASES_DIR / source.name
+    if not target.is_file() or target.read_bytes() != source.read_bytes():
+        shutil.copyfile(source, target)
         subprocess.run([sys.executable, "-m", "dvc", "add", "--quiet", str(target)], cwd=ROOT, check=True)
-    return ["-S", f"base.name={target.as_posix()}", "-S", "base.weights=null"]
 
 
 def data_argument(data: str) -> list[str]:
@@ -90,9 +96,15 @@ def main() -> None:
             raise ParamsError(offline)
     except ParamsError as err:
         sys.exit(f"own: error: {err}")
+    bring_base(args.base)  # only once every input is known to be good
     settings = [argument for key, value in overrides.items() for argument in ("-S", f"{key}={value}")]
+    print(
+        f"own: dvc exp run with recipes/{args.recipe}.yaml over recipes/book.yaml, "
+        f"data.raw_dir={overrides['data.raw_dir']}, base.name={overrides['base.name']} "
+        "(params.yaml keeps these values; `git checkout params.yaml` undoes them)",
+        flush=True,
+    )
     command = [sys.executable, "-m", "dvc", "exp", "run", *settings]
-    print("own: " + shlex.join(["dvc", *command[3:]]), flush=True)
     if run_without_first_run_noise(command) != 0:
         sys.exit("own: the run stopped (above: why); fix it and run again: finished stages are not rerun")
     subprocess.run([sys.executable, str(ROOT / "tools/results_table.py")], cwd=ROOT, check=True)

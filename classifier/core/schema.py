@@ -201,7 +201,7 @@ class ExportParams(Section):
 
 
 class ModelsParams(Section):
-    """Which models are trained: false skips one (its stage writes an empty placeholder in a second)."""
+    """Which models are trained: false skips one (its stage writes a placeholder in a second)."""
 
     scratch: StrictBool
     scratch_augmented: StrictBool

@@ -18,6 +18,17 @@ from classifier.core.cli import StageError
 # The entry of the .keras archive (a zip) that holds its metadata; the class names go there too,
 # so a model names its classes wherever it is copied (plain JSON: readable without this project).
 METADATA = "metadata.json"
+# What a training stage writes in place of the model that `models.<name>: false` skips: a line of text,
+# not an empty file (DVC warns about each empty output on every run), that no one takes for a model.
+PLACEHOLDER = "not trained: models.{name} is false in params.yaml\n"
+
+
+def write_placeholder(path: Path) -> None:
+    path.write_text(PLACEHOLDER.format(name=path.stem))
+
+
+def is_placeholder(path: Path) -> bool:
+    return path.stat().st_size < 200 and path.read_bytes() == PLACEHOLDER.format(name=path.stem).encode()
 
 
 def renumber_shared_objects(config: str) -> str:
@@ -78,9 +89,9 @@ def load_model(path: Path, label: str | None = None, wanted: str = A_MODEL) -> k
     label = label or str(path)
     if not path.is_file():
         raise StageError(f"{label} is missing: run `dvc repro` to build it")
-    if path.stat().st_size == 0:  # a training stage's placeholder
+    if is_placeholder(path):
         raise StageError(
-            f"{label} is empty: that model is not trained (models.{path.stem}: false in params.yaml); "
+            f"{label} is a placeholder: that model is not trained (models.{path.stem}: false in params.yaml); "
             "set it true and run `dvc repro`, or use another model"
         )
     problem = archive_problem(path, label)

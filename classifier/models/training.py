@@ -21,21 +21,22 @@ from classifier.core.schema import RunParams
 from classifier.intake.prepared import load_prepared
 from classifier.models.batches import ArrayBatches
 from classifier.models.checkpoints import Checkpoint, fingerprint, only_run
+from classifier.models.saving import write_placeholder
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
 
 
 def skipped(params, model_name: str) -> bool:
-    """True when `models.<model_name>` is false, once the stage's outputs are placeholders: an empty
-    models/<name>.keras and a metrics.json that says so (DVC needs every output; evaluate leaves it out)."""
+    """True when `models.<model_name>` is false, once the stage's outputs are placeholders: a line of
+    text in models/<name>.keras and a metrics.json that says so (DVC needs every output; evaluate leaves it out)."""
     if getattr(params.models, model_name):
         return False
     stage = MODEL_STAGES[model_name]
     shutil.rmtree(stage_metrics_dir(stage), ignore_errors=True)
     stage_metrics_dir(stage).mkdir(parents=True)
     training_summary(stage).write_text(json.dumps({"skipped": True}) + "\n")
-    model_path(model_name).write_bytes(b"")
-    print(f"{stage}: skipped (models.{model_name}: false); {model_path(model_name)} is an empty placeholder")
+    write_placeholder(model_path(model_name))
+    print(f"{stage}: skipped (models.{model_name}: false); {model_path(model_name)} is a placeholder")
     return True
 
 

@@ -608,7 +608,8 @@ def test_a_model_that_models_skipped_is_left_out_and_not_chosen(tmp_path, monkey
     Path("params.yaml").write_text(yaml.safe_dump(raw))
     params = load_params()
     assert [name for name in MODEL_STAGES if skipped(params, name)] == ["scratch", "feature_extraction"]
-    assert Path("models/feature_extraction.keras").stat().st_size == 0
+    placeholder = Path("models/feature_extraction.keras").read_text()
+    assert placeholder == "not trained: models.feature_extraction is false in params.yaml\n"  # not empty: DVC warns
     assert json.loads(training_summary("train_classifier").read_text()) == {"skipped": True}
     evaluate.main()
     results = json.loads(Path("metrics/evaluate.json").read_text())
@@ -620,7 +621,7 @@ def test_a_model_that_models_skipped_is_left_out_and_not_chosen(tmp_path, monkey
         "scratch_augmented.csv",
     ]
     assert "| scratch |" not in Path("metrics/report.md").read_text()
-    with pytest.raises(StageError, match=r"^models/scratch.keras is empty: that model is not trained \(models.scratch"):
+    with pytest.raises(StageError, match=r"^models/scratch.keras is a placeholder: that model is not trained \(models.scratch"):
         load_model(Path("models/scratch.keras"))
 
 
