@@ -60,7 +60,14 @@ def test_the_columns_are_the_runs_and_the_rows_the_headline_then_the_params_that
     assert max(len(line) for line in lines) <= 120
 
 
-def test_runs_that_do_not_fit_are_left_out_with_a_word():
+def test_a_long_value_keeps_its_end():
+    assert compare.cell("bases/efficientnet_lite0_notop.keras") == "…t_lite0_notop.keras"
+    assert len(compare.cell("x" * 100)) == compare.LONGEST_CELL and compare.cell("x" * 20) == "x" * 20
+
+
+def test_runs_that_do_not_fit_are_left_out_with_a_word_and_only_what_differs_among_those_shown():
     lines = compare.table(compare.experiments(SHOWN), 50).splitlines()
     assert max(len(line) for line in lines[:-1]) <= 50
-    assert lines[-1].startswith("(") and "more left out to fit 50 columns" in lines[-1]
+    assert [name.strip() for name in lines[0].split("|")] == ["", "workspace", "main"]
+    assert lines[-1] == "(2 more left out to fit 50 columns: name them, or --width)"
+    assert not any(line.startswith(("data.", "lr")) for line in lines)  # the same in workspace and main

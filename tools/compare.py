@@ -24,6 +24,7 @@ from tools.recipe import leaves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_RUN = "-"
+LONGEST_CELL = 20  # longer values (paths, mostly) keep their end, so that more runs fit
 
 
 def experiments(shown: list[dict]) -> dict[str, dict]:
@@ -48,10 +49,24 @@ def cell(value) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return text if len(text) <= LONGEST_CELL else "…" + text[1 - LONGEST_CELL :]
 
 
 def table(runs: dict[str, dict], width: int) -> str:
+    """The runs that fit `width`, in order; only the params that differ between those shown."""
+    names = list(runs)
+    while True:
+        lines = columns({name: runs[name] for name in names})
+        if len(names) == 1 or max(map(len, lines)) <= width:
+            break
+        names.pop()
+    if len(names) < len(runs):
+        lines.append(f"({len(runs) - len(names)} more left out to fit {width} columns: name them, or --width)")
+    return "\n".join(lines)
+
+
+def columns(runs: dict[str, dict]) -> list[str]:
     keys = sorted({key for run in runs.values() for key in run["params"]})
     differing = [key for key in keys if len({cell(run["params"].get(key)) for run in runs.values()}) > 1]
     metrics = list(dict.fromkeys(key for run in runs.values() for key in run["metrics"]))
@@ -59,19 +74,12 @@ def table(runs: dict[str, dict], width: int) -> str:
     params = [[key, *(cell(run["params"].get(key)) for run in runs.values())] for key in differing]
     header = ["", *runs]
     widths = [max(len(row[column]) for row in [header, *headline, *params]) for column in range(len(header))]
-    shown = 1  # the key column, then as many runs as fit
-    while shown < len(header) and sum(widths[: shown + 1]) + 3 * shown <= width:
-        shown += 1
 
     def line(row: list[str]) -> str:
-        cells = [row[0].ljust(widths[0])] + [text.rjust(widths[i]) for i, text in enumerate(row[1:shown], 1)]
-        return " | ".join(cells)
+        return " | ".join([row[0].ljust(widths[0])] + [text.rjust(widths[i]) for i, text in enumerate(row[1:], 1)])
 
-    rule = "-+-".join("-" * widths[i] for i in range(shown))
-    lines = [line(header), rule, *map(line, headline), *([rule] if headline and params else []), *map(line, params)]
-    if shown < len(header):
-        lines.append(f"({len(header) - shown} more left out to fit {width} columns: name them, or --width)")
-    return "\n".join(lines)
+    rule = "-+-".join("-" * width for width in widths)
+    return [line(header), rule, *map(line, headline), *([rule] if headline and params else []), *map(line, params)]
 
 
 def main() -> None:
