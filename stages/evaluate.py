@@ -24,6 +24,7 @@ from classifier.core.layout import (
     EVALUATION_DIR,
     EVALUATION_METRICS,
     HEADLINE,
+    MODEL_STAGES,
     REPORT,
     model_path,
 )
@@ -34,7 +35,7 @@ from classifier.evaluation.metrics import (
     predicted_classes,
 )
 from classifier.evaluation.pictures import most_wrong_gallery
-from classifier.evaluation.plot_data import write_class_curves, write_predictions, write_roc
+from classifier.evaluation.plot_data import write_class_curves, write_predictions, write_roc, write_untrained
 from classifier.evaluation.report import report_markdown
 from classifier.intake.classes import read_classes
 from classifier.intake.prepared import load_prepared, manifest_test_paths
@@ -74,6 +75,8 @@ def main() -> None:
         if name == best:
             best_probabilities = probabilities
         print(f"evaluate: {name}: " + ", ".join(f"{key} {value:.4f}" for key, value in results[name].items()))
+    for name in [name for name in MODEL_STAGES if name not in trained]:
+        write_untrained(name)
     EVALUATION_METRICS.write_text(json.dumps({**results, "best_model": best}, indent=2) + "\n")
     HEADLINE.write_text(json.dumps(headline(best, results[best], trained[best], len(labels)), indent=2) + "\n")
     keep_as_best(best)

@@ -50,6 +50,13 @@ def write_roc(name: str, labels: np.ndarray, probabilities: np.ndarray) -> None:
     )
 
 
+def write_untrained(name: str) -> None:
+    """Header-only files for a model that `models` skipped: dvc.yaml plots every model, and DVC warns of
+    each plot file it cannot load (its line is simply missing from the chart)."""
+    write_rows(EVALUATION_DIR / "predictions" / f"{name}.csv", ("image", "actual", "predicted", "probability"), [])
+    write_rows(EVALUATION_DIR / "roc" / f"{name}.csv", ("fpr", "tpr", "threshold"), [])
+
+
 def thinned(count: int) -> np.ndarray:
     """At most ROC_POINTS indices of a curve's `count` points, spread evenly, both ends kept."""
     return np.unique(np.linspace(0, count - 1, min(count, ROC_POINTS)).round().astype(int))

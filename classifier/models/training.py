@@ -35,6 +35,11 @@ def skipped(params, model_name: str) -> bool:
     shutil.rmtree(stage_metrics_dir(stage), ignore_errors=True)
     stage_metrics_dir(stage).mkdir(parents=True)
     training_summary(stage).write_text(json.dumps({"skipped": True}) + "\n")
+    for split in ("train", "val"):  # dvclive's files, header only: dvc.yaml plots them, and DVC warns of missing ones
+        curves = stage_metrics_dir(stage) / "plots" / "metrics" / split
+        curves.mkdir(parents=True)
+        for metric in ("loss", "accuracy"):
+            (curves / f"{metric}.tsv").write_text(f"step\t{metric}\n")
     write_placeholder(model_path(model_name))
     print(f"{stage}: skipped (models.{model_name}: false); {model_path(model_name)} is a placeholder")
     return True

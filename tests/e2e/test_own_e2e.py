@@ -104,3 +104,10 @@ def test_a_bad_input_is_one_line_before_anything_runs(own_run, arguments, messag
     assert refused.returncode == 1 and refused.stderr.strip().startswith(message), refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Running stage" not in refused.stdout
     assert (repo.path / "params.yaml").read_bytes() == params
+
+
+def test_the_plots_page_loads_every_plot_of_a_run_that_skipped_models(own_run):
+    repo, _, _, _ = own_run
+    shown = repo.dvc("plots", "show", "-o", "plots_page")
+    assert "failed to load" not in shown.stdout + shown.stderr  # the skipped models' files are header only
+    assert (repo.path / "plots_page/index.html").is_file()

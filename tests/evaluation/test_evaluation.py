@@ -615,13 +615,22 @@ def test_a_model_that_models_skipped_is_left_out_and_not_chosen(tmp_path, monkey
     results = json.loads(Path("metrics/evaluate.json").read_text())
     assert results.pop("best_model") == "fine_tuned"  # the best of those trained
     assert list(results) == ["scratch_augmented", "frozen_augmented", "fine_tuned"]
-    assert sorted(path.name for path in Path("metrics/evaluate/predictions").iterdir()) == [
-        "fine_tuned.csv",
-        "frozen_augmented.csv",
-        "scratch_augmented.csv",
+    for name in ("scratch", "feature_extraction"):  # header only: DVC plots them without a warning
+        assert Path(f"metrics/evaluate/predictions/{name}.csv").read_text() == "image,actual,predicted,probability\n"
+        assert Path(f"metrics/evaluate/roc/{name}.csv").read_text() == "fpr,tpr,threshold\n"
+    assert len(Path("metrics/evaluate/predictions/fine_tuned.csv").read_text().splitlines()) > 1
+    curves = Path("metrics/train_scratch/plots/metrics")
+    assert sorted(str(path.relative_to(curves)) for path in curves.rglob("*.tsv")) == [
+        "train/accuracy.tsv",
+        "train/loss.tsv",
+        "val/accuracy.tsv",
+        "val/loss.tsv",
     ]
+    assert (curves / "val/loss.tsv").read_text() == "step\tloss\n"
     assert "| scratch |" not in Path("metrics/report.md").read_text()
-    with pytest.raises(StageError, match=r"^models/scratch.keras is a placeholder: that model is not trained \(models.scratch"):
+    with pytest.raises(
+        StageError, match=r"^models/scratch.keras is a placeholder: that model is not trained \(models.scratch"
+    ):
         load_model(Path("models/scratch.keras"))
 
 
