@@ -199,6 +199,12 @@ def test_dvc_plots_show_writes_an_offline_page_whose_every_chart_renders(tiny_re
         subprocess.run(["node", "--check", str(tiny_repo.path / "plots_page/bundle.mjs")], check=True)
     for picture in ("most_wrong.png", "activations.png", "filters.png", "gradcam.png"):
         assert picture in page
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser:  # a real browser, offline: every chart drawn on the page itself
+        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000"]
+        url = (tiny_repo.path / "plots_page/index.html").as_uri()
+        dom = subprocess.run([*command, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+        assert dom.count('class="vega-embed') == len(specs) and dom.count("<svg") >= len(specs)
 
 
 def test_predict_from_another_directory_takes_paths_from_there(tiny_repo, tmp_path):
