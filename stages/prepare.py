@@ -7,7 +7,10 @@ JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
 memory stays bounded by a batch, not by the data set.
 
 A corrupt or truncated image fails the stage with the list of bad files
-(data.on_bad_image: fail), or is left out and listed in data/prepared/skipped.csv (skip).
+(data.on_bad_image: fail), or is left out and listed in data/prepared/skipped.csv (skip), with
+a line and metrics/prepare.json counting the skipped images per class. Skipping that leaves a
+split, or a class in a split, without any image fails the stage. A stage that fails leaves
+neither manifest.csv nor metrics/prepare.json (not even an earlier run's).
 """
 
 import json
@@ -16,7 +19,13 @@ from classifier.core.cli import StageError, run_stage
 from classifier.core.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLITS
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
-from classifier.intake.preparation import prepare_splits, read_split_manifest, write_csv
+from classifier.intake.preparation import (
+    emptied_classes,
+    prepare_splits,
+    read_split_manifest,
+    skipped_per_class,
+    write_csv,
+)
 
 
 def main() -> None:
@@ -25,6 +34,8 @@ def main() -> None:
     rows = read_split_manifest()
     class_names = read_classes()
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
+    for record in (PREPARED_DIR / "manifest.csv", METRICS_DIR / "prepare.json"):
+        record.unlink(missing_ok=True)  # the arrays are rewritten: a run that fails must leave no record of old ones
     manifest, report, all_bad = prepare_splits(rows, size, class_names)
     if all_bad and on_bad == "fail":
         listing = "\n".join(f"  {SPLIT_DIR / row['path']}: {row['error']}" for row in all_bad)
@@ -36,11 +47,23 @@ def main() -> None:
     empty = [split for split in SPLITS if report[split]["images"] == 0]
     if empty:
         raise StageError(f"no decodable image left in split(s) {', '.join(empty)}; see {PREPARED_DIR}/skipped.csv")
+    emptied = emptied_classes(rows, all_bad, class_names)
+    if emptied:
+        raise StageError(
+            f"data.on_bad_image: skip left no image of class {', '.join(emptied)}; every class needs images in "
+            f"every split: replace the bad images in data.raw_dir (listed in {PREPARED_DIR}/skipped.csv), or "
+            f"leave the class out with data.classes"
+        )
     write_csv(PREPARED_DIR / "manifest.csv", ("split", "row", "label", "class", "path", "source"), manifest)
     METRICS_DIR.mkdir(exist_ok=True)
     (METRICS_DIR / "prepare.json").write_text(json.dumps(report, indent=2) + "\n")
     for row in all_bad:
         print(f"prepare: warning: skipped {SPLIT_DIR / row['path']}: {row['error']}")
+    if all_bad:
+        print(
+            f"prepare: warning: skipped {len(all_bad)} images that cannot be decoded (data.on_bad_image: skip), "
+            f"per class: {skipped_per_class(all_bad, class_names)}; listed in {PREPARED_DIR}/skipped.csv"
+        )
     print(f"prepare: {len(manifest)} images at {size}x{size} into {PREPARED_DIR}/")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Iterator
 from functools import partial
 
 import numpy as np
@@ -22,12 +23,15 @@ from classifier.intake.raw_tree import RawTree
 def array_images(tree: RawTree, parts: list[RawFile], label_column: str) -> list[RawImage]:
     pairs = pair_arrays(tree, parts)
     arrays = {split: load_image_array(tree, npy) for split, (npy, _) in pairs.items()}
-    labels = {split: read_labels(tree, table, label_column) for split, (_, table) in pairs.items()}
+    tables = {split: read_labels(tree, table, label_column) for split, (_, table) in pairs.items()}
+    labels = {split: values for split, (values, _) in tables.items()}
     for split, (npy, table) in pairs.items():
         if len(labels[split]) != len(arrays[split]):
+            trailing = tables[split][1]
+            empty = f" (and empty lines at its end: {', '.join(map(str, trailing))})" if trailing else ""
             raise RawDataError(
-                f"{tree.shown(table.source)} has {len(labels[split])} label rows but {tree.shown(npy.source)} holds "
-                f"{len(arrays[split])} images; give one row per image, in the array's order"
+                f"{tree.shown(table.source)} has {len(labels[split])} label rows{empty} but {tree.shown(npy.source)} "
+                f"holds {len(arrays[split])} images; give one row per image, in the array's order"
             )
     every_label = [label for values in labels.values() for label in values]
     if all(INTEGER.match(label) for label in every_label):  # 3 and 03 are one class, named 3
@@ -110,19 +114,68 @@ def load_image_array(tree: RawTree, file: RawFile) -> np.ndarray:
     return array
 
 
-def read_labels(tree: RawTree, file: RawFile, column: str) -> list[str]:
+def read_labels(tree: RawTree, file: RawFile, column: str) -> tuple[list[str], list[int]]:
+    """The label column's values exactly as written (`NaN`, `None`, `NA` are labels like any other), spaces
+    around them aside, and the numbers of the empty lines at the table's end. Every value must come from one
+    line of its own: an empty line between rows, an empty label, a quote that runs on past its line, a second
+    column of the label column's name or a row with more values than the header are refused, naming the line."""
     shown = tree.shown(file.source)
     try:
-        rows = csv.DictReader(io.StringIO(file.read().decode("utf-8-sig")))
-        columns = rows.fieldnames or []
-        values = [row[column] for row in rows] if column in columns else None
-    except (UnicodeDecodeError, csv.Error) as err:
+        text = file.read().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
         raise RawDataError(f"{shown} is not a readable UTF-8 CSV file ({err})") from None
-    if values is None:
+    lines = list(numbered_rows(csv.reader(io.StringIO(text, newline=""), strict=True), shown))
+    while lines and not lines[0][2]:  # empty lines before the header
+        lines.pop(0)
+    trailing = []
+    while lines and not lines[-1][2]:
+        trailing.insert(0, lines.pop()[0])
+    if not lines:
+        raise RawDataError(f"{shown} is empty; give it a header line naming its columns ({column} among them)")
+    header = [name.strip() for name in lines[0][2]]
+    if column not in header:
         raise RawDataError(
-            f"data.label_column is {column!r}, which {shown} does not have; its columns are: {', '.join(columns)}"
+            f"data.label_column is {column!r}, which {shown} does not have; its columns are: {', '.join(header)}"
         )
-    missing = [number for number, value in enumerate(values, start=2) if not (value or "").strip()]
-    if missing:
-        raise RawDataError(f"{shown}: line {missing[0]} has no {column!r} value; give every image a label")
-    return [value.strip() for value in values]
+    if header.count(column) > 1:
+        numbers = " and ".join(str(n + 1) for n, name in enumerate(header) if name == column)
+        raise RawDataError(
+            f"{shown} has {header.count(column)} columns named {column!r} (columns {numbers}): it is not clear "
+            f"which holds the labels; rename or remove the others"
+        )
+    at, values = header.index(column), []
+    for start, end, row in lines[1:]:
+        if end > start:
+            raise RawDataError(
+                f"{shown}: line {start} has a quoted value that runs on to line {end}; a label has no line break: "
+                f'close the quote (") on its line, or remove it'
+            )
+        if not row:
+            raise RawDataError(
+                f"{shown}: line {start} is empty; give each image one row, in the array's order, with its label "
+                f"in column {column!r}, and no empty line between rows"
+            )
+        if any(value.strip() for value in row[len(header) :]):
+            raise RawDataError(
+                f"{shown}: line {start} has {len(row)} values but the header names {len(header)} columns; "
+                f'quote a value that holds a comma ("a, b")'
+            )
+        value = row[at].strip() if at < len(row) else ""
+        if not value:
+            raise RawDataError(f"{shown}: line {start} has no {column!r} value; give every image a label")
+        values.append(value)
+    return values, trailing
+
+
+def numbered_rows(reader, shown: str) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, values) of each row of a CSV file; RawDataError naming the line of a bad one."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            why = 'a quote (") that is never closed' if "unexpected end of data" in str(err) else str(err)
+            raise RawDataError(f"{shown}: line {start} is not valid CSV ({why}); fix that line") from None
+        yield start, reader.line_num, row

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation", "test": "test"}
 INTEGER = re.compile(r"^[+-]?\d+$")
 SHOWN = 3  # examples named in a message
 
@@ -16,6 +16,11 @@ KAGGLE = "Kaggle's cat.N.jpg / dog.N.jpg"
 CLASS_FOLDERS = "a folder per class"
 SPLIT_FOLDERS = "split folders of class folders"
 ARRAYS = "image arrays with a labels table"
+
+
+def split_name(folder: str) -> str | None:
+    """The split a folder's name says, whatever its letter case (Train/, VAL/), or None."""
+    return SPLIT_NAMES.get(folder.lower())
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Collection:
     ignored: list[str]  # sources of the files that hold none of its images
     takes: str  # what the layout reads, to say why the others are ignored
     near_misses: list[str] = field(default_factory=list)  # Kaggle's layout: `name (why it does not count)`
+    hidden: list[str] = field(default_factory=list)  # hidden files and folders (`.cache/`), never read
 
 
 def examples(names: list[str]) -> str:

@@ -3,8 +3,11 @@
 1. Kaggle's Dogs vs. Cats naming: `cat.N.jpg` / `dog.N.jpg` at any depth (loose, or in
    Kaggle's train.zip or dogs-vs-cats.zip); other files are ignored.
 2. A folder per class: `<class>/**/<image>`.
-3. Already split: `{train, validation or val, test}/<class>/**/<image>`; a missing
-   validation or test split is carved out of train by `split`.
+3. Already split: `{train, validation (or valid, val), test}/<class>/**/<image>`, the split
+   folders in any letter case (`Train/`, `VAL/`); a missing validation or test split is
+   carved out of train by `split`. Two folders for one split (`val/` and `validation/`,
+   `train/` and `Train/`) are refused, and so are top folders that only look like splits
+   (`training_set/`, `test_set/`): renamed, they are read as split folders.
 4. Image arrays with a labels table: per split an `.npy` (N x H x W x 3 or N x H x W,
    uint8) and a `.csv` with one row per image; `data.label_column` names the label column.
    A pair belongs to the split its file names say (`train.npy` + `train.csv`,
@@ -23,7 +26,8 @@ Near misses of Kaggle's naming (`cat.3.JPG`, `cat.3.jpeg`, `Cat.1.jpg`, a folder
 `cat.4.jpg`) do not count as Kaggle's: beside Kaggle-named images they are ignored, and
 `split`'s line about ignored files names them with the reason; in a folder no layout
 fits, the one-line error names them with the reason. A class folder named like an image
-file (`cat.4.jpg/`) is refused.
+file (`cat.4.jpg/`) is refused, and so are two classes whose names differ only in letter
+case (`Cat/` and `cat/`): one class most likely, and one folder where case is ignored.
 
 Layouts 2 and 3 are read here; Kaggle's naming in classifier.intake.kaggle, the arrays in
 classifier.intake.arrays.
@@ -31,6 +35,7 @@ classifier.intake.arrays.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +52,7 @@ from classifier.intake.collection import (
     Collection,
     RawImage,
     examples,
+    split_name,
 )
 from classifier.intake.kaggle import KAGGLE_DOWNLOAD, is_kaggle, kaggle_images, kaggle_named, near_miss, near_misses
 from classifier.intake.raw_files import IMAGE_EXTENSIONS, RawDataError, RawFile
@@ -54,7 +60,8 @@ from classifier.intake.raw_tree import RawTree
 
 LAYOUTS_ACCEPTED = (
     f"{KAGGLE} files (loose, train.zip or dogs-vs-cats.zip: {KAGGLE_DOWNLOAD}); "
-    "a folder per class (<class>/<image>); train/, validation/ (or val/) and test/ folders of class folders; "
+    "a folder per class (<class>/<image>); train/, validation/ (or val/) and test/ folders of class folders "
+    "(valid/ too, any letter case); "
     "or per split an .npy image array with a labels .csv (train.npy + train.csv, ...); "
     f"images are {' '.join(IMAGE_EXTENSIONS)}, zips of any of these are read in place"
 )
@@ -84,13 +91,19 @@ def is_array_part(file: RawFile) -> bool:
 
 
 def recognise(tree: RawTree, label_column: str) -> Collection:
+    collection = recognise_layout(tree, label_column)
+    check_letter_case(tree, collection.images)
+    return collection
+
+
+def recognise_layout(tree: RawTree, label_column: str) -> Collection:
     files, folders, outside = looked_into(tree)
     images = [file for file in files if is_image(file)]
     has_arrays = any(is_array(file) for file in files)
 
     def collection(layout, found, given, takes, taken, near=()) -> Collection:
         ignored = outside + [file.source for file in files if not taken(file)]
-        return Collection(layout, found, frozenset(given), ignored, takes, list(near))
+        return Collection(layout, found, frozenset(given), ignored, takes, list(near), list(tree.hidden))
 
     if has_arrays and images:
         raise layout_error(tree, "it is ambiguous: it mixes .npy arrays and image files")
@@ -109,7 +122,8 @@ def recognise(tree: RawTree, label_column: str) -> Collection:
     takes = f"images ({' '.join(IMAGE_EXTENSIONS)})"
     if split_folders:
         found = [image for folder in split_folders for image in class_folder_images(tree, images, folders, folder)]
-        return collection(SPLIT_FOLDERS, found, {SPLIT_NAMES[f.name] for f in split_folders}, takes, is_image)
+        return collection(SPLIT_FOLDERS, found, {split_name(f.name) for f in split_folders}, takes, is_image)
+    check_split_look_alikes(tree, images)
     found = class_folder_images(tree, images, folders, PurePosixPath())
     return collection(CLASS_FOLDERS, found, (), takes, is_image)
 
@@ -132,7 +146,7 @@ def wrapped_root(files: list[RawFile], folders: set[PurePosixPath]) -> PurePosix
         if len(tops) != 1:
             return root
         (top,) = tops
-        if top.name in SPLIT_NAMES:
+        if split_name(top.name):
             return root
         if any(file.path.parent in (root, top) and (is_image(file) or is_array(file)) for file in files):
             return root
@@ -164,25 +178,65 @@ def layout_error(tree: RawTree, problem: str) -> RawDataError:
 def given_split_folders(tree: RawTree, folders, images: list[RawFile]) -> list[PurePosixPath]:
     """The split folders, when the top folders holding images are all named as splits."""
     holding = sorted({file.path.parts[0] for file in images if len(file.path.parts) > 1})
-    named = [top for top in holding if top in SPLIT_NAMES]
+    named = [top for top in holding if split_name(top)]
     if not named:
         return []
-    others = [top for top in holding if top not in SPLIT_NAMES]
-    if others or "train" not in named:
+    others = [top for top in holding if not split_name(top)]
+    if others or "train" not in map(split_name, named):
         problem = (
             f"it is ambiguous: its top folders holding images mix split names ({', '.join(named)}) and "
             f"others ({', '.join(others)})" if others else
             f"it has split folders ({', '.join(named)}) but no train/"
         )  # fmt: skip
         raise layout_error(tree, problem)
-    if {"val", "validation"} <= set(named):
-        raise RawDataError(f"data.raw_dir {str(tree.raw_dir)!r} has both val/ and validation/; merge them into one")
-    return sorted(folder for folder in folders if len(folder.parts) == 1 and folder.name in SPLIT_NAMES)
+    tops = sorted(folder for folder in folders if len(folder.parts) == 1 and split_name(folder.name))
+    for split in ("train", "validation", "test"):
+        same = [top.name for top in tops if split_name(top.name) == split]
+        if len(same) > 1:
+            raise RawDataError(
+                f"data.raw_dir {str(tree.raw_dir)!r} has {'both ' if len(same) == 2 else ''}"
+                f"{' and '.join(f'{name}/' for name in same)}, "
+                f"each read as the {split} split; merge them into one"
+            )
+    return tops
+
+
+# Words of folder names that suggest a split (training_set/, test_set/, val2017/), and the split they suggest.
+LOOK_ALIKE_WORDS = {"training": "train", "testing": "test", **SPLIT_NAMES}
+
+
+def check_split_look_alikes(tree: RawTree, images: list[RawFile]) -> None:
+    """Refuse top folders that would be read as classes but all suggest splits, train among them
+    (Kaggle's cat-and-dog download: training_set/ and test_set/)."""
+    holding = sorted({file.path.parts[0] for file in images if len(file.path.parts) > 1})
+    suggested = [{LOOK_ALIKE_WORDS.get(word) for word in re.findall("[a-z]+", top.lower())} - {None} for top in holding]
+    every = set().union(*suggested)
+    if all(suggested) and "train" in every and len(every) > 1:
+        raise RawDataError(
+            f"data.raw_dir {str(tree.raw_dir)!r}: its top folders ({', '.join(f'{top}/' for top in holding)}) look "
+            f"like splits, but would be read as classes: rename them train/, validation/ (or valid/, val/) and "
+            f"test/ (any letter case) to have them read as splits; if they are classes, rename them so that they "
+            f"do not look like splits"
+        )
+
+
+def check_letter_case(tree: RawTree, images: list[RawImage]) -> None:
+    """Refuse two classes whose names differ only in letter case (Cat/ and cat/): they are most likely one
+    class, and their folders under data/split would be one folder where letter case is ignored (macOS, Windows)."""
+    first: dict[str, RawImage] = {}
+    for image in images:
+        seen = first.setdefault(image.class_name.casefold(), image)
+        if seen.class_name != image.class_name:
+            raise RawDataError(
+                f"the classes {seen.class_name!r} and {image.class_name!r} differ only in letter case (e.g. "
+                f"{tree.shown(seen.source)} and {tree.shown(image.source)}); they would share one folder where "
+                f"letter case is ignored: give them one name (merge their folders, or fix the labels), or rename one"
+            )
 
 
 def class_folder_images(tree: RawTree, images: list[RawFile], folders, base: PurePosixPath) -> list[RawImage]:
     """The images under `base`/<class>/...: base is the root, or a split folder."""
-    split = SPLIT_NAMES.get(base.name)
+    split = split_name(base.name)
     where = f"{base.as_posix()}/<class>/<image>" if split else "<class>/<image>"
     by_class: dict[str, list[RawImage]] = defaultdict(list)
     for file in images:

@@ -1,6 +1,6 @@
 """How stage `prepare` writes the prepared arrays: every image of data/split decoded on all cores
 straight into its row of the split's memory-mapped .npy file, so memory stays bounded by a batch,
-not by the data set; an image that cannot be decoded is left out, with its error.
+not by the data set; an image that cannot be decoded is left out, with its error, and counted per class.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -78,7 +79,7 @@ def prepare_split(
 
 def prepare_splits(rows: dict[str, list[dict]], size: int, class_names: list[str]):
     """Every split's arrays from the split manifest's rows: (manifest rows with their array row,
-    {split: {images, skipped}}, the rows that could not be decoded with their error)."""
+    {split: {images, skipped[, skipped_by_class]}}, the rows that could not be decoded with their error)."""
     report, manifest, bad = {}, [], []
     # Ctrl-C reaches the workers too (the terminal signals the whole process group): they leave it
     # to this process, which ends the stage with one line instead of a traceback per worker.
@@ -88,8 +89,34 @@ def prepare_splits(rows: dict[str, list[dict]], size: int, class_names: list[str
             kept, skipped = prepare_split(split, rows[split], size, class_names, pool)
             manifest += [{**row, "row": i} for i, row in enumerate(kept)]
             report[split] = {"images": len(kept), "skipped": len(skipped)}
+            if skipped:
+                lost = Counter(row["label"] for row in skipped)
+                report[split]["skipped_by_class"] = {name: lost[name] for name in class_names if lost[name]}
             bad += skipped
     return manifest, report, bad
+
+
+def emptied_classes(rows: dict[str, list[dict]], bad: list[dict], class_names: list[str]) -> list[str]:
+    """`'cat' in validation (all 4 skipped)` for each class that skipping left without an image in a split."""
+    total = Counter((split, row["label"]) for split in SPLITS for row in rows[split])
+    lost = Counter((row["split"], row["label"]) for row in bad)
+    return [
+        f"{name!r} in {split} (all {total[split, name]} skipped)"
+        for split in SPLITS
+        for name in class_names
+        if total[split, name] and lost[split, name] == total[split, name]
+    ]
+
+
+def skipped_per_class(bad: list[dict], class_names: list[str]) -> str:
+    """`cat 2 (train 1, validation 1), dog 1 (test 1)`: the images skipped, per class and split."""
+    lost = Counter((row["label"], row["split"]) for row in bad)
+    parts = []
+    for name in class_names:
+        splits = [f"{split} {lost[name, split]}" for split in SPLITS if lost[name, split]]
+        if splits:
+            parts.append(f"{name} {sum(lost[name, split] for split in SPLITS)} ({', '.join(splits)})")
+    return ", ".join(parts)
 
 
 def keep_rows(path, rows: list[int]) -> None:

@@ -6,7 +6,8 @@ a zip is opened too (one level: Kaggle's dogs-vs-cats.zip holds train.zip); a zi
 that is refused. Zips are read in place, never extracted by member name: nothing is
 written under a name that comes from an archive, and an archive with an absolute or `..`
 member is refused outright. Hidden files and folders (names starting with '.') and
-macOS's `__MACOSX` folders are not part of the tree, and nothing in them is looked at.
+macOS's `__MACOSX` folders are not part of the tree, and nothing in them is looked at;
+`hidden` lists them (a folder once, as `name/`), so that `split` can say what it left out.
 
 Hostile or careless input stops the tree with one line (RawDataError) while it is built,
 before anything is read whole or written:
@@ -67,6 +68,7 @@ class RawTree:
         self._link_roots: list[Path] | None = None  # where a link may lead: the root and DVC's caches, once needed
         self.files: list[RawFile] = []  # sorted by path, once scanned
         self.folders: set[PurePosixPath] = set()
+        self.hidden: list[str] = []  # sources of the hidden files and folders left out (`.cache/`, `a.zip:__MACOSX/`)
         self._files: dict[PurePosixPath, RawFile] = {}
         self._resources = ExitStack()
         self._scratch: Path | None = None
@@ -113,9 +115,10 @@ class RawTree:
             folder = pending.pop()
             subfolders = []
             for entry in self._entries(folder):
-                if is_hidden(entry.name):
-                    continue
                 path = folder / entry.name
+                if is_hidden(entry.name):
+                    self.hidden.append(path.as_posix() + ("/" if entry.is_dir(follow_symlinks=False) else ""))
+                    continue
                 check_name(entry.name, self.shown(path.as_posix()))
                 if entry.is_symlink():
                     self._add_loose(path, self._link_target(entry, path))
@@ -204,6 +207,8 @@ class RawTree:
         for member in members:
             check_member_name(member.filename, zip_file.shown)
         read = [member for member in members if not is_hidden_member(member)]
+        hidden = {hidden_part(member) for member in members if is_hidden_member(member)}
+        self.hidden += [f"{zip_file.source}:{part}" for part in sorted(hidden)]
         for member in read:
             check_name(member.filename, f"{zip_file.shown}:{member.filename}")
             check_member(member, zip_file, depth)
@@ -217,6 +222,14 @@ class RawTree:
             source = f"{zip_file.source}:{member.filename}"
             opener, limit = partial(archive.open, member), cap(where, in_zip=True)
             self._add(RawFile(where, source, opener, None, self.shown(source), member.file_size, limit), depth)
+
+
+def hidden_part(member: zipfile.ZipInfo) -> str:
+    """A hidden member's path down to its first hidden part: `__MACOSX/` for all of macOS's folder."""
+    parts = member_path(member).parts
+    first = next(n for n, part in enumerate(parts) if is_hidden(part))
+    folder = first < len(parts) - 1 or member.is_dir()
+    return "/".join(parts[: first + 1]) + ("/" if folder else "")
 
 
 def dvc_cache_dirs(start: Path) -> list[Path]:

@@ -258,7 +258,8 @@ def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:
 
 
 def report_ignored(collection: Collection, raw_dir: str) -> None:
-    """One line: how many files hold none of the images, and why; near misses of Kaggle's naming with the reason."""
+    """One line: how many files hold none of the images, and why; near misses of Kaggle's naming with the reason;
+    one line for the hidden files and folders (`.cache/`), which are never read, so that no class goes unnoticed."""
     ignored, near = collection.ignored, collection.near_misses
     near_text = f" ({len(near)}), rename them to use them{examples(near)}"
     if ignored:
@@ -267,6 +268,13 @@ def report_ignored(collection: Collection, raw_dir: str) -> None:
         print(f"split: ignored {len(ignored)} files in {raw_dir} {why}")
     elif near:
         print(f"split: ignored near misses of Kaggle's naming in {raw_dir}{near_text}")
+    if collection.hidden:
+        folders_first = sorted(collection.hidden, key=lambda name: not name.endswith("/"))  # a folder may be a class
+        names = [name if name.isprintable() else ascii(name) for name in folders_first]
+        print(
+            f"split: left out {len(names)} hidden files and folders in {raw_dir} (their names start with '.', or "
+            f"are macOS's __MACOSX; nothing in them is read){examples(names)}"
+        )
 
 
 def summary(layout: str, labels: Labels, counts: dict[str, dict[str, int]]) -> str:

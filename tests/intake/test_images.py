@@ -325,7 +325,7 @@ def test_prepare_skips_a_bad_image_when_asked(tmp_path, monkeypatch):
     assert skipped[0]["error"]
 
     report = json.loads((work / "metrics" / "prepare.json").read_text())
-    assert report["train"] == {"images": 7, "skipped": 1}
+    assert report["train"] == {"images": 7, "skipped": 1, "skipped_by_class": {"cat": 1}}
     assert report["validation"] == {"images": 4, "skipped": 0}
     assert report["test"] == {"images": 4, "skipped": 0}
 

@@ -112,6 +112,7 @@ def test_tree_leaves_out_hidden_files_and_macos_folders(raw_dir):
     })  # fmt: skip
     with RawTree(raw_dir) as tree:
         assert [file.path.as_posix() for file in tree.files] == ["x/keep.txt", "y/b.txt"]
+        assert tree.hidden == [".git/", "z.zip:__MACOSX/", "z.zip:y/.hidden/", "x/.DS_Store"]  # for split's log
 
 
 def test_a_zip_three_levels_deep_is_refused(raw_dir):
