@@ -22,6 +22,10 @@ EXPORT_DIR = MODELS_DIR / "export"  # saved_model/, model.tflite, model.onnx, RE
 # output (DVC deletes outputs before a stage reruns, which would defeat resuming), and
 # removed by the stage once it finishes.
 CHECKPOINTS_DIR = Path(".dvc/tmp/checkpoints")
+# Where the stages write: every output in dvc.yaml lies in one of these (tests/hostile/test_outputs_and_duplicates.py
+# checks), and the checkpoints. DVC deletes a stage's outputs before it runs it and split replaces data/split,
+# so data.raw_dir must lie outside all of them (classifier.core.rules).
+WRITTEN = (SPLIT_DIR, CLASSES_FILE, PREPARED_DIR, FEATURES_DIR, MODELS_DIR, METRICS_DIR, CHECKPOINTS_DIR)
 
 
 # Each model and the stage that trains it, in the book's order.

@@ -14,12 +14,26 @@ from pathlib import Path
 from classifier.core.backend import backend_problem
 from classifier.core.catalog import EXPORT_CONVERTERS, KERAS_BASES
 from classifier.core.cli import StageError
-from classifier.core.layout import BASES_DIR, SPLITS
+from classifier.core.layout import BASES_DIR, SPLITS, WRITTEN
 from classifier.core.schema import Params
 
 
 class ParamsError(StageError):
     """A params.yaml problem, phrased for the person who edits params.yaml."""
+
+
+def raw_dir_is_not_written(params: Params) -> None:
+    """A raw folder that is, holds or lies in an output is deleted by DVC (which deletes a stage's outputs
+    before it runs it) or by split itself (which replaces data/split) before it is read."""
+    raw_dir = params.data.raw_dir
+    for output in WRITTEN:
+        relation = overlap(Path(raw_dir), output)
+        if relation:
+            raise ParamsError(
+                f"params.yaml: data.raw_dir {raw_dir!r} {relation} {output}, which the stages write and delete (a "
+                f"stage would delete its own input, or read its outputs as raw images); point data.raw_dir at a "
+                f"folder of its own outside {', '.join(map(str, WRITTEN))}, such as data/raw"
+            )
 
 
 def split_kinds_agree(params: Params) -> None:
@@ -174,6 +188,7 @@ def chosen_models_can_be_made(params: Params) -> None:
 
 
 RULES = (
+    raw_dir_is_not_written,
     split_kinds_agree,
     split_ranges_are_disjoint,
     split_fractions_add_up,
@@ -195,3 +210,39 @@ def check_rules(params: Params) -> None:
 def _inside(path: Path, folder: Path) -> bool:
     """Whether `path` is inside `folder` by name (links are not followed: DVC hashes what is in the folder)."""
     return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def overlap(path: Path, output: Path) -> str | None:
+    """How `path` overlaps `output` ('is', 'lies inside', 'contains'), or None: by name (`..` resolved), through
+    links, and by the folders' identity where they exist (a case-insensitive file system, a bind mount)."""
+    for resolve in (os.path.abspath, os.path.realpath):
+        first, second = Path(resolve(path)), Path(resolve(output))
+        if first == second:
+            return "is"
+        if first.is_relative_to(second):
+            return "lies inside"
+        if second.is_relative_to(first):
+            return "contains"
+    (own, *above), (other, *above_other) = _identities(path), _identities(output)
+    if own is not None and own == other:
+        return "is"
+    if other is not None and other in above:
+        return "lies inside"
+    if own is not None and own in above_other:
+        return "contains"
+    return None
+
+
+def _identities(path: Path) -> list[tuple[int, int] | None]:
+    """(device, inode) of `path` (None where it does not exist), then of each existing folder above it."""
+    real = Path(os.path.realpath(path))
+    found = []
+    for place in (real, *real.parents):
+        try:
+            info = os.stat(place)
+        except OSError:
+            if place == real:
+                found.append(None)
+            continue
+        found.append((info.st_dev, info.st_ino))
+    return found

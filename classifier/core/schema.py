@@ -109,6 +109,7 @@ class DataParams(Section):
     classes: ClassNames | None  # null: every class found, sorted by name; or the ones to use, in label order
     class_groups: Annotated[dict[ClassName, ClassNames], Field(min_length=1)] | None  # {group: [class, ...]}
     label_column: Text  # the labels CSV's column that holds the label (arrays with a labels table)
+    on_duplicate_across_splits: Literal["fail", "warn"]  # the same image in two splits: a leak
 
 
 class BaseParams(Section):

@@ -27,26 +27,24 @@ class folder with `/` as `__` (after `<class>__` when classes share a group's fo
 image: split, label, class (the original one), path (under data/split), source (where in
 data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256. Every problem is
 found before anything is written: the intake refuses links out of data.raw_dir, zip bombs and
-the like as it reads the folder (classifier.intake.raw_tree), and every image chosen is read
-once (its content hashed, or just read) before data/split is removed and written again.
+the like as it reads the folder (classifier.intake.raw_tree), every image chosen is read once
+(its content hashed), identical images are found (classifier.intake.duplicates), and every
+name is checked before a new data/split replaces the old one (classifier.intake.writing).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import shutil
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import PurePosixPath
 
-from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
+from classifier.core.layout import SPLIT_DIR, SPLITS
 from classifier.core.schema import SplitParams
 from classifier.intake.collection import INTEGER, KAGGLE, Collection, RawImage, examples
 from classifier.intake.kaggle import KAGGLE_DOWNLOAD
 from classifier.intake.raw_files import RawDataError
 
-MANIFEST_COLUMNS = ("split", "label", "class", "path", "source", "sha256")
 SHOWN_MISSING = 5
 UNSAFE_IN_NAMES = ("/", "\\", "..", "\0")
 
@@ -114,35 +112,35 @@ def check_safe(name: str) -> None:
 
 
 def assign_splits(images: list[RawImage], collection: Collection, shares: SplitParams, raw_dir: str):
-    """[(split, image)] for every image chosen, each of them read once already (split_by_content
-    reads them, read_all the others): one that cannot be read stops the stage before anything is written."""
+    """[(split, image, sha256 of its content)] for every image chosen, each read once here: one that cannot
+    be read (a zip member that fails its CRC, a file gone since the tree was built) stops the stage before
+    anything is written. The hashes choose the splits by fractions and find identical images."""
     if collection.given_splits == set(SPLITS):
-        return read_all([(image.split, image) for image in images])
-    if not shares.is_ranges:
-        return [(split_by_content(image, shares.as_dict(), collection.given_splits), image) for image in images]
-    if collection.layout != KAGGLE:
+        chosen = [(image.split, image) for image in images]
+    elif not shares.is_ranges:
+        chosen = [(None, image) for image in images]
+    elif collection.layout != KAGGLE:
         raise RawDataError(
             f"data.split gives index ranges [start, end), which only Kaggle's cat.N.jpg naming has, but data.raw_dir "
             f"holds {collection.layout}; give fractions of each class instead, "
             f"e.g. train: 0.8, validation: 0.1, test: 0.1"
         )
-    return read_all(select_ranges(images, shares.as_dict(), raw_dir))
-
-
-def read_all(assigned):
-    """`assigned`, once each image's content has been read: a zip member that fails its CRC (damaged, or
-    inflating past the size its archive declares) or a file gone since the tree was built stops here."""
-    for _, image in assigned:
-        image.content()
+    else:
+        chosen = select_ranges(images, shares.as_dict(), raw_dir)
+    assigned, fractions = [], shares.as_dict()
+    for split, image in chosen:
+        digest = hashlib.sha256(image.content()).digest()
+        split = split or split_by_content(image, digest, fractions, collection.given_splits)
+        assigned.append((split, image, digest.hex()))
     return assigned
 
 
-def split_by_content(image: RawImage, fractions: dict[str, float], given: frozenset[str]) -> str:
-    """The split a hash of the image's content falls in; an image of a given split other than
+def split_by_content(image: RawImage, digest: bytes, fractions: dict[str, float], given: frozenset[str]) -> str:
+    """The split the hash of the image's content falls in; an image of a given split other than
     train stays there, and one of train stays there unless its split is missing."""
     if image.split not in (None, "train"):
         return image.split
-    share = int.from_bytes(hashlib.sha256(image.content()).digest()[:8], "big") / 2**64  # in [0, 1)
+    share = int.from_bytes(digest[:8], "big") / 2**64  # in [0, 1)
     bounds = dict(zip(SPLITS, accumulate(fractions[split] for split in SPLITS)))
     split = next((split for split in SPLITS[:-1] if share < bounds[split]), SPLITS[-1])
     return "train" if split in given else split
@@ -180,7 +178,7 @@ def _describe_available(by_key, class_name: str) -> str:
 
 def count_images(assigned, labels: Labels) -> dict[str, dict[str, int]]:
     counts = {split: {label: 0 for label in labels.names} for split in SPLITS}
-    for split, image in assigned:
+    for split, image, _ in assigned:
         counts[split][labels.of_class[image.class_name]] += 1
     return counts
 
@@ -219,30 +217,7 @@ def balance_warnings(counts: dict[str, dict[str, int]]) -> list[str]:
     return lines
 
 
-# --- writing -----------------------------------------------------------------------------------------------
-
-
-def write_split(assigned, labels: Labels) -> None:
-    """Copy the images under SPLIT_DIR, split by split and label by label, and write the manifest."""
-    order = {label: position for position, label in enumerate(labels.names)}
-    assigned = sorted(assigned, key=lambda pair: (SPLITS.index(pair[0]), order[labels.of_class[pair[1].class_name]]))
-    if SPLIT_DIR.exists():
-        shutil.rmtree(SPLIT_DIR)
-    taken: set[str] = set()
-    rows = []
-    for split, image in assigned:
-        data = image.read()
-        digest = hashlib.sha256(data).hexdigest()
-        label = labels.of_class[image.class_name]
-        relative = unique_path(f"{split}/{label}", image.name_in_group if labels.grouped else image.name, digest, taken)
-        target = SPLIT_DIR / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        rows.append((split, label, image.class_name, relative, image.source, digest))
-    with open(SPLIT_MANIFEST, "w", newline="") as manifest:
-        writer = csv.writer(manifest)
-        writer.writerow(MANIFEST_COLUMNS)
-        writer.writerows(rows)
+# --- names and lines ---------------------------------------------------------------------------------------
 
 
 def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:

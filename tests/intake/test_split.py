@@ -359,14 +359,16 @@ def test_missing_validation_is_carved_out_of_train(workdir, raw_dir):
 
 
 def test_a_complete_split_is_kept_whatever_data_split_says(workdir, raw_dir):
-    for name in ("train", "val", "test"):
-        make_folders(raw_dir / name, {"a": range(2), "b": range(2)})
+    for number, name in enumerate(("train", "val", "test")):  # other images in each split: no copy leaks
+        make_folders(
+            raw_dir / name, {"a": range(10 * number, 10 * number + 2), "b": range(10 * number, 10 * number + 2)}
+        )
     rows = run_split(workdir, raw_dir, shares=RANGES)
     assert {(row["split"], row["source"].split("/")[0]) for row in rows} == {
         ("train", "train"), ("validation", "val"), ("test", "test"),
     }  # fmt: skip
     assert {row["path"] for row in rows if row["split"] == "validation"} == {
-        f"validation/{c}/{i}.png" for c in "ab" for i in range(2)
+        f"validation/{c}/{i}.png" for c in "ab" for i in range(10, 12)
     }
 
 
