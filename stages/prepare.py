@@ -6,7 +6,9 @@ manifest.csv maps each array row back to its image. Every later stage reads thes
 JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
 memory stays bounded by a batch, not by the data set.
 
-A corrupt or truncated image fails the stage with the list of bad files
+Each image is turned upright as its EXIF orientation says, and a large one decoded reduced
+(classifier.intake.images). A corrupt or truncated image, or one of more than data.max_pixels
+pixels (refused from its header, before decoding), fails the stage with the list of bad files
 (data.on_bad_image: fail), or is left out and listed in data/prepared/skipped.csv (skip).
 """
 
@@ -25,7 +27,7 @@ def main() -> None:
     rows = read_split_manifest()
     class_names = read_classes()
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
-    manifest, report, all_bad = prepare_splits(rows, size, class_names)
+    manifest, report, all_bad = prepare_splits(rows, size, class_names, params.data.max_pixels)
     if all_bad and on_bad == "fail":
         listing = "\n".join(f"  {SPLIT_DIR / row['path']}: {row['error']}" for row in all_bad)
         raise StageError(
