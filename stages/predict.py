@@ -5,8 +5,10 @@
 
 Prints `path, label, probability` per image: the most likely class and its probability;
 `--top K` adds the next most likely classes; `--csv` prints `path,label` and one probability
-column per class. Class names come from the model file. Any format PIL opens, any size
-(resized to the model's input like the training images). A folder is searched recursively,
+column per class. Class names come from the model file. Any format PIL opens, decoded as `prepare`
+decodes the training images (turned upright as its EXIF orientation says, resized to the model's
+input); an image of more than --max-pixels pixels (default 89,478,485, as data.max_pixels) is
+refused from its header, before decoding. A folder is searched recursively,
 following symbolic links; each folder once, so a link loop is reported, not followed.
 A file that cannot be read, an empty folder, a link loop get one line each on stderr
 (`predict: error: ...`) and the other images are still predicted; the exit status is then 1.
@@ -34,6 +36,8 @@ import numpy as np  # noqa: E402
 
 from classifier.core.cli import StageError  # noqa: E402
 from classifier.core.layout import BEST, MODEL_STAGES, model_path  # noqa: E402
+from classifier.core.schema import MAX_MAX_PIXELS, MIN_MAX_PIXELS  # noqa: E402
+from classifier.intake.images import DEFAULT_MAX_PIXELS  # noqa: E402
 from classifier.models.choice import using, which_model  # noqa: E402
 from classifier.models.prediction import class_names_of, predict_probabilities  # noqa: E402
 from classifier.models.saving import load_model  # noqa: E402
@@ -56,11 +60,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--csv", action="store_true", help="print CSV: path, label, one probability column per class")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most likely classes (default 1)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse an image of more than N pixels, width x height (default {DEFAULT_MAX_PIXELS})",
+    )
     args = parser.parse_args(argv)
     if not args.model.endswith(".keras") and args.model not in (BEST, *MODEL_STAGES):
         parser.error(f"--model {args.model!r}: use {BEST}, one of {', '.join(MODEL_STAGES)} or a .keras file")
     if args.top < 1:
         parser.error(f"--top {args.top}: give 1 or more")
+    if not MIN_MAX_PIXELS <= args.max_pixels <= MAX_MAX_PIXELS:
+        parser.error(f"--max-pixels {args.max_pixels}: give {MIN_MAX_PIXELS} to {MAX_MAX_PIXELS} (width x height)")
     return args
 
 
@@ -91,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     class_names = class_names_of(model, path)
     size = model.input_shape[1]
 
-    readable, pixels, undecodable = decoded_images(files, size)
+    readable, pixels, undecodable = decoded_images(files, size, args.max_pixels)
     failures = len(problems) + undecodable
     probabilities = predict_probabilities(model, pixels, BATCH_SIZE) if pixels is not None else []
 

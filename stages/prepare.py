@@ -6,7 +6,9 @@ manifest.csv maps each array row back to its image. Every later stage reads thes
 JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
 memory stays bounded by a batch, not by the data set.
 
-A corrupt or truncated image fails the stage with the list of bad files
+Each image is turned upright as its EXIF orientation says, and a large one decoded reduced
+(classifier.intake.images). A corrupt or truncated image, or one of more than data.max_pixels
+pixels (refused from its header, before decoding), fails the stage with the list of bad files
 (data.on_bad_image: fail), or is left out and listed in data/prepared/skipped.csv (skip), with
 a line and metrics/prepare.json counting the skipped images per class. Skipping that leaves a
 split, or a class in a split, without any image fails the stage. A stage that fails leaves
@@ -36,7 +38,7 @@ def main() -> None:
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
     for record in (PREPARED_DIR / "manifest.csv", METRICS_DIR / "prepare.json"):
         record.unlink(missing_ok=True)  # the arrays are rewritten: a run that fails must leave no record of old ones
-    manifest, report, all_bad = prepare_splits(rows, size, class_names)
+    manifest, report, all_bad = prepare_splits(rows, size, class_names, params.data.max_pixels)
     if all_bad and on_bad == "fail":
         listing = "\n".join(f"  {SPLIT_DIR / row['path']}: {row['error']}" for row in all_bad)
         raise StageError(

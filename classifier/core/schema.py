@@ -24,6 +24,24 @@ MIN_IMAGE_SIZE = 16
 # with its square: past 1024 the arrays and a batch of activations outgrow a machine's memory.
 MAX_IMAGE_SIZE = 1024
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
+# PIL calls an image of more than 89,478,485 pixels a possible decompression bomb (a warning) and refuses
+# one of more than twice that as it opens it: data.max_pixels can go no higher. Below a megapixel (3 MB
+# decoded) the limit would guard nothing, and is more likely megapixels written as pixels (50 for 50 MP).
+PIL_BOMB_PIXELS = 89_478_485
+MIN_MAX_PIXELS = 1_000_000
+MAX_MAX_PIXELS = 2 * PIL_BOMB_PIXELS
+# The counts that multiply a stage's time, memory or picture size, bounded well above what the book
+# and the Keras guides use and below what takes days, exhausts memory or draws a picture no one opens.
+MAX_BATCH_SIZE = 1024  # 1024 images at 150 pixels: 6 GB of VGG16's first activations
+MAX_EPOCHS = 1000  # also the most patience
+MAX_DENSE_UNITS = 4096  # VGG16's own dense layers
+MAX_TOP_K = 100
+MAX_GALLERY = 100  # 25 rows of mistakes
+MAX_LAYERS_SHOWN = 16  # explain's activation and filter layers: a block of the picture each
+MAX_FILTERS = 64  # per layer: the book's 8x8 grid (600 would draw a 95 MB picture)
+MAX_FILTER_STEPS = 500  # the book takes 40 gradient-ascent steps
+MAX_FILTER_SIZE = 256  # the book's are 150 and 200 pixels; a layer's filters ascend in one batch
+MAX_GRADCAM_PER_CLASS = 10  # times the first 8 classes: 40 rows of heatmaps
 
 
 def _number(value):
@@ -68,7 +86,8 @@ Text = Annotated[StrictStr, Field(min_length=1)]
 ClassName = Annotated[StrictStr, BeforeValidator(_class_name), Field(min_length=1)]
 ClassNames = Annotated[list[ClassName], Field(min_length=1), AfterValidator(_listed_once)]
 SplitShare = Annotated[tuple[int, int] | float, BeforeValidator(_split_share)]
-Count = Annotated[StrictInt, Field(ge=1)]
+BatchSize = Annotated[StrictInt, Field(ge=1, le=MAX_BATCH_SIZE)]
+Epochs = Annotated[StrictInt, Field(ge=1, le=MAX_EPOCHS)]
 Fraction = Annotated[Number, Field(ge=0, le=1)]
 Dropout = Annotated[Number, Field(ge=0, le=0.99)]
 # A learning rate of 0 trains nothing; above 1 (RMSprop, Adam) the weights blow up at once.
@@ -105,6 +124,9 @@ class DataParams(Section):
         ge=MIN_IMAGE_SIZE, le=MAX_IMAGE_SIZE, description="pixels per side; the small convnet halves it four times"
     )
     on_bad_image: Literal["fail", "skip"]
+    max_pixels: StrictInt = Field(
+        ge=MIN_MAX_PIXELS, le=MAX_MAX_PIXELS, description="width x height above which an image is refused"
+    )
     split: SplitParams
     classes: ClassNames | None  # null: every class found, sorted by name; or the ones to use, in label order
     class_groups: Annotated[dict[ClassName, ClassNames], Field(min_length=1)] | None  # {group: [class, ...]}
@@ -135,31 +157,33 @@ class AugmentationParams(Section):
 
 class HeadParams(Section):
     pooling: Literal["flatten", "average"]
-    dense_units: Count
+    dense_units: StrictInt = Field(ge=1, le=MAX_DENSE_UNITS)
     dropout: Dropout
 
 
 class BatchParams(Section):
-    batch_size: Count
+    batch_size: BatchSize
 
 
-# null: every epoch up to `epochs` runs (the book); n: stop after n epochs without a lower validation loss.
-Patience = Count | None
+Patience = Annotated[
+    StrictInt | None,
+    Field(ge=1, le=MAX_EPOCHS, description="null: every epoch; n: stop after n epochs without a lower val loss"),
+]
 
 
 class TrainingParams(Section):
-    epochs: Count
+    epochs: Epochs
     patience: Patience
-    batch_size: Count
+    batch_size: BatchSize
     learning_rate: LearningRate
 
 
 class FineTuneParams(Section):
     """The learning rate is the top-level `lr`, so `dvc exp run -S lr=...` sweeps it."""
 
-    epochs: Count
+    epochs: Epochs
     patience: Patience
-    batch_size: Count
+    batch_size: BatchSize
 
 
 class ScratchParams(TrainingParams):
@@ -178,22 +202,26 @@ class RunParams(Section):
 
 
 class EvaluateParams(Section):
-    batch_size: Count
-    top_k: Count = Field(description="top-k accuracy is reported when k is below the number of classes")
-    gallery_size: Count = Field(description="how many of the worst mistakes to show")
+    batch_size: BatchSize
+    top_k: StrictInt = Field(
+        ge=1, le=MAX_TOP_K, description="top-k accuracy is reported when k is below the number of classes"
+    )
+    gallery_size: StrictInt = Field(ge=1, le=MAX_GALLERY, description="how many of the worst mistakes to show")
 
 
 class ExplainParams(Section):
     model: ModelName
     image: StrictInt = Field(ge=0, description="the index of a test image")
-    activation_layers: Count
-    filter_layers: Count
-    filters: Count
-    filter_steps: Count
+    activation_layers: StrictInt = Field(ge=1, le=MAX_LAYERS_SHOWN)
+    filter_layers: StrictInt = Field(ge=1, le=MAX_LAYERS_SHOWN)
+    filters: StrictInt = Field(ge=1, le=MAX_FILTERS, description="filter patterns per layer")
+    filter_steps: StrictInt = Field(ge=1, le=MAX_FILTER_STEPS, description="gradient-ascent steps per pattern")
     filter_size: StrictInt = Field(
-        ge=48, le=MAX_IMAGE_SIZE, description="pixels per side of the filter patterns; the small convnet needs 46"
+        ge=48, le=MAX_FILTER_SIZE, description="pixels per side of the filter patterns; the small convnet needs 46"
     )
-    gradcam_per_class: Count = Field(description="test images per class with a Grad-CAM heatmap")
+    gradcam_per_class: StrictInt = Field(
+        ge=1, le=MAX_GRADCAM_PER_CLASS, description="test images per class with a Grad-CAM heatmap"
+    )
 
 
 class ExportParams(Section):

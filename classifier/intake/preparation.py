@@ -1,6 +1,7 @@
 """How stage `prepare` writes the prepared arrays: every image of data/split decoded on all cores
 straight into its row of the split's memory-mapped .npy file, so memory stays bounded by a batch,
-not by the data set; an image that cannot be decoded is left out, with its error, and counted per class.
+not by the data set; an image that cannot be decoded, or has more than data.max_pixels, is left out,
+with its error, and counted per class.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from classifier.core.cli import StageError
 from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
-from classifier.intake.images import BadImage, decode_image
+from classifier.intake.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from classifier.intake.prepared import prepared_paths
 
 CHUNK = 16  # images per task given to a worker process
@@ -31,11 +32,11 @@ def read_split_manifest() -> dict[str, list[dict]]:
     return rows
 
 
-def _decode_into(task: tuple[str, int, int, list[str], int]) -> list[tuple[int, str]]:
+def _decode_into(task: tuple[str, int, int, list[str], int, int]) -> list[tuple[int, str]]:
     """In a worker process: decode a run of images and write each straight into its row of
     the split's .npy file (no pixels travel between processes; plain writes measured faster
     than a memory map here); return (row, error) for each image that cannot be decoded."""
-    images_path, data_offset, first_row, paths, size = task
+    images_path, data_offset, first_row, paths, size, max_pixels = task
     row_bytes = size * size * 3
     errors = []
     descriptor = os.open(images_path, os.O_WRONLY)
@@ -43,7 +44,7 @@ def _decode_into(task: tuple[str, int, int, list[str], int]) -> list[tuple[int, 
         for row, path in enumerate(paths, start=first_row):
             try:
                 with open(path, "rb") as file:
-                    pixels = decode_image(file.read(), size)
+                    pixels = decode_image(file, size, max_pixels)
             except (OSError, BadImage) as err:
                 errors.append((row, str(err)))
                 continue
@@ -54,7 +55,7 @@ def _decode_into(task: tuple[str, int, int, list[str], int]) -> list[tuple[int, 
 
 
 def prepare_split(
-    split: str, rows: list[dict], size: int, class_names: list[str], pool
+    split: str, rows: list[dict], size: int, class_names: list[str], pool, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[list[dict], list[dict]]:
     """Decode `rows` into the split's .npy files; return (kept rows, bad rows with their error)."""
     images_path, labels_path = prepared_paths(split)
@@ -63,7 +64,7 @@ def prepare_split(
     del created
     paths = [str(SPLIT_DIR / row["path"]) for row in rows]
     tasks = [
-        (str(images_path), data_offset, start, paths[start : start + CHUNK], size)
+        (str(images_path), data_offset, start, paths[start : start + CHUNK], size, max_pixels)
         for start in range(0, len(rows), CHUNK)
     ]
     errors = dict(error for errors in pool.map(_decode_into, tasks) for error in errors)
@@ -77,7 +78,7 @@ def prepare_split(
     return kept, bad
 
 
-def prepare_splits(rows: dict[str, list[dict]], size: int, class_names: list[str]):
+def prepare_splits(rows: dict[str, list[dict]], size: int, class_names: list[str], max_pixels: int):
     """Every split's arrays from the split manifest's rows: (manifest rows with their array row,
     {split: {images, skipped[, skipped_by_class]}}, the rows that could not be decoded with their error)."""
     report, manifest, bad = {}, [], []
@@ -86,7 +87,7 @@ def prepare_splits(rows: dict[str, list[dict]], size: int, class_names: list[str
     ignore_interrupts = {"initializer": signal.signal, "initargs": (signal.SIGINT, signal.SIG_IGN)}
     with ProcessPoolExecutor(max_workers=os.cpu_count(), **ignore_interrupts) as pool:
         for split in SPLITS:
-            kept, skipped = prepare_split(split, rows[split], size, class_names, pool)
+            kept, skipped = prepare_split(split, rows[split], size, class_names, pool, max_pixels)
             manifest += [{**row, "row": i} for i, row in enumerate(kept)]
             report[split] = {"images": len(kept), "skipped": len(skipped)}
             if skipped:

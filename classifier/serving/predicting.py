@@ -11,7 +11,7 @@ import numpy as np
 
 from classifier.core.cli import StageError
 from classifier.core.layout import MODEL_STAGES
-from classifier.intake.images import BadImage, decode_image
+from classifier.intake.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 
 
 def check_classifier(model, path: Path) -> None:
@@ -33,13 +33,16 @@ def check_classifier(model, path: Path) -> None:
         )
 
 
-def decoded_images(files: list[Path], size: int) -> tuple[list[Path], np.ndarray | None, int]:
+def decoded_images(
+    files: list[Path], size: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[list[Path], np.ndarray | None, int]:
     """(the files that decode, their pixels (N, size, size, 3) or None, how many failed); a line on
-    stderr for each that fails."""
+    stderr for each that fails, or has more than `max_pixels` pixels. Decoded as prepare decodes."""
     readable, pixels = [], []
     for file in files:
         try:
-            pixels.append(decode_image(file.read_bytes(), size))
+            with open(file, "rb") as handle:  # an image over the limit: only its header is read
+                pixels.append(decode_image(handle, size, max_pixels, "--max-pixels"))
             readable.append(file)
         except (OSError, BadImage) as err:
             print(f"predict: error: {file}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)

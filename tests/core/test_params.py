@@ -92,7 +92,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     assert "unknown key data.imagesize" in message
     assert "did you mean data.image_size?" in message
     assert (
-        "raw_dir, image_size, on_bad_image, split, classes, class_groups, label_column" in message
+        "raw_dir, image_size, on_bad_image, max_pixels, split, classes, class_groups, label_column" in message
     )  # the allowed keys
 
 
@@ -158,7 +158,7 @@ def test_image_size_at_the_minimum_loads(tmp_path):
         (("head", "dropout"), 1.0, "head.dropout must be between 0 and 0.99; got 1.0"),
         (("augmentation", "rotation_degrees"), 181, "augmentation.rotation_degrees must be between 0 and 180"),
         (("lr",), -1.0, "lr (the fine-tuning learning rate) must be > 0 and <= 1; got -1.0"),
-        (("train_frozen", "epochs"), 0, "train_frozen.epochs must be >= 1; got 0"),
+        (("train_frozen", "epochs"), 0, "train_frozen.epochs must be between 1 and 1000; got 0"),
         (("seed",), -1, "seed must be between 0 and 4294967295"),
     ],
 )
