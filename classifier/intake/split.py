@@ -19,13 +19,17 @@ A collection that brings all three splits keeps them, and `data.split` is not us
 `data.classes` picks and orders the classes (null: every class found, by name);
 `data.class_groups` trains on groups of classes instead. The label names, in label
 order, go to data/classes.json. Every split must get at least one image of every label.
+A class or group name becomes a folder name: one that is empty, starts with '.', has '/', '\\',
+'..', a control character, or is over 255 bytes long is refused; any other (`a,b "q" |pipe|`,
+`=1+1`, `<b>`) is kept, and escaped wherever it is written (classifier.intake.names).
 
 Files keep readable names: Kaggle's `cat.N.jpg`; in a folder layout the path below the
 class folder with `/` as `__` (after `<class>__` when classes share a group's folder);
 `<class>.<row>.png` for an array row. A name another image of the folder has already
 (whatever the letter case) gets part of the image's sha256. manifest.csv has a row per
 image: split, label, class (the original one), path (under data/split), source (where in
-data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256. Every problem is
+data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256 (a field that would
+start a spreadsheet formula starts with an apostrophe: classifier.intake.names). Every problem is
 found before anything is written: the intake refuses links out of data.raw_dir, zip bombs and
 the like as it reads the folder (classifier.intake.raw_tree), and every image chosen is read
 once (its content hashed, or just read) before data/split is removed and written again.
@@ -33,7 +37,6 @@ once (its content hashed, or just read) before data/split is removed and written
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import shutil
 from dataclasses import dataclass
@@ -44,11 +47,12 @@ from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.core.schema import SplitParams
 from classifier.intake.collection import INTEGER, KAGGLE, Collection, RawImage, examples
 from classifier.intake.kaggle import KAGGLE_DOWNLOAD
+from classifier.intake.names import MAX_NAME_BYTES, CsvWriter, folder_name_problem, terminal_text
 from classifier.intake.raw_files import RawDataError
 
 MANIFEST_COLUMNS = ("split", "label", "class", "path", "source", "sha256")
 SHOWN_MISSING = 5
-UNSAFE_IN_NAMES = ("/", "\\", "..", "\0")
+SHOWN_NAME = 60  # characters of a long name shown in a message
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,8 @@ def choose_labels(found: set[str], classes: list[str] | None, groups: dict[str, 
     found = sorted_names(found)
     if len(found) < 2:
         raise RawDataError(
-            f"data.raw_dir holds {len(found)} class ({', '.join(found)}); a classifier needs at least 2: "
-            f"add the images of another class"
+            f"data.raw_dir holds {len(found)} class ({', '.join(map(terminal_text, found))}); a classifier needs "
+            f"at least 2: add the images of another class"
         )
     check_known(classes or [], found, "data.classes")
     chosen = classes or found
@@ -85,7 +89,8 @@ def choose_labels(found: set[str], classes: list[str] | None, groups: dict[str, 
         of_class = {member: group for group, members in groups.items() for member in members}
         left_out = [name for name in chosen if name not in of_class]
         if left_out:
-            print(f"split: data.class_groups leaves out {len(left_out)} classes: {', '.join(left_out)}")
+            shown = ", ".join(map(terminal_text, left_out))
+            print(f"split: data.class_groups leaves out {len(left_out)} classes: {shown}")
         labels = Labels(list(groups), of_class, grouped=True)
     for name in [*labels.names, *labels.of_class]:
         check_safe(name)
@@ -97,16 +102,18 @@ def check_known(names: list[str], found: list[str], key: str) -> None:
     if unknown:
         raise RawDataError(
             f"{key} names {', '.join(map(repr, unknown))}, which data.raw_dir does not hold; "
-            f"the classes found are: {', '.join(found)}"
+            f"the classes found are: {', '.join(map(terminal_text, found))}"
         )
 
 
 def check_safe(name: str) -> None:
-    """Class and group names become folder and file names under data/split."""
-    if not name or name.startswith(".") or any(unsafe in name for unsafe in UNSAFE_IN_NAMES):
+    """Class and group names become folder names under data/split, and go into every output."""
+    problem = folder_name_problem(name)
+    if problem:
+        shown = repr(name) if len(name) <= SHOWN_NAME else f"{name[:SHOWN_NAME]!r}..."
         raise RawDataError(
-            f"the class or group name {name!r} cannot be a folder name (it is empty or has '/', '\\', '..', "
-            f"a NUL or a leading '.'); rename it in data.raw_dir or params.yaml"
+            f"the class or group name {shown} cannot be a folder name: it {problem}; rename it in data.raw_dir "
+            f"(its folder, or its label in the labels table) or in params.yaml (data.classes, data.class_groups)"
         )
 
 
@@ -226,6 +233,7 @@ def write_split(assigned, labels: Labels) -> None:
     """Copy the images under SPLIT_DIR, split by split and label by label, and write the manifest."""
     order = {label: position for position, label in enumerate(labels.names)}
     assigned = sorted(assigned, key=lambda pair: (SPLITS.index(pair[0]), order[labels.of_class[pair[1].class_name]]))
+    check_file_names(assigned, labels)
     if SPLIT_DIR.exists():
         shutil.rmtree(SPLIT_DIR)
     taken: set[str] = set()
@@ -234,15 +242,31 @@ def write_split(assigned, labels: Labels) -> None:
         data = image.read()
         digest = hashlib.sha256(data).hexdigest()
         label = labels.of_class[image.class_name]
-        relative = unique_path(f"{split}/{label}", image.name_in_group if labels.grouped else image.name, digest, taken)
+        relative = unique_path(f"{split}/{label}", file_name(image, labels), digest, taken)
         target = SPLIT_DIR / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         rows.append((split, label, image.class_name, relative, image.source, digest))
     with open(SPLIT_MANIFEST, "w", newline="") as manifest:
-        writer = csv.writer(manifest)
+        writer = CsvWriter(manifest)
         writer.writerow(MANIFEST_COLUMNS)
         writer.writerows(rows)
+
+
+def file_name(image: RawImage, labels: Labels) -> str:
+    return image.name_in_group if labels.grouped else image.name
+
+
+def check_file_names(assigned, labels: Labels) -> None:
+    """Before data/split is removed: each image's file name there (its class's in it, for an array row or a
+    group) must fit a file system's."""
+    for _, image in assigned:
+        size = len(file_name(image, labels).encode())
+        if size > MAX_NAME_BYTES:
+            raise RawDataError(
+                f"{terminal_text(image.source)} would be {terminal_text(file_name(image, labels))} in data/split, "
+                f"{size} bytes long in UTF-8, over the {MAX_NAME_BYTES} of a file name; shorten its name or its class's"
+            )
 
 
 def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:
@@ -252,7 +276,9 @@ def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:
     candidate, tries = name, 0
     while f"{folder}/{candidate}".lower() in taken:
         tries += 1
-        candidate = f"{stem}.{digest[:8]}{suffix}" if tries == 1 else f"{stem}.{digest[:8]}-{tries}{suffix}"
+        tail = f".{digest[:8]}{suffix}" if tries == 1 else f".{digest[:8]}-{tries}{suffix}"
+        room = max(0, MAX_NAME_BYTES - len(tail.encode()))
+        candidate = stem.encode()[:room].decode(errors="ignore") + tail  # whole characters, within a file name's limit
     taken.add(f"{folder}/{candidate}".lower())
     return f"{folder}/{candidate}"
 
