@@ -5,11 +5,13 @@
 
 Prints `path, label, probability` per image: the most likely class and its probability;
 `--top K` adds the next most likely classes; `--csv` prints `path,label` and one probability
-column per class. Class names come from the model file. Any format PIL opens, decoded as `prepare`
-decodes the training images (turned upright as its EXIF orientation says, resized to the model's
-input); an image of more than --max-pixels pixels (default 89,478,485, as data.max_pixels) is
-refused from its header, before decoding. A folder is searched recursively,
-following symbolic links; each folder once, so a link loop is reported, not followed.
+column per class (a field that would start a spreadsheet formula starts with an apostrophe).
+Class names come from the model file; one with a control character is printed quoted (as
+Python's repr). Any format PIL opens, decoded as `prepare` decodes the training images (turned
+upright as its EXIF orientation says, resized to the model's input); an image of more than
+--max-pixels pixels (default 89,478,485, as data.max_pixels) is refused from its header, before
+decoding. A folder is searched recursively, following symbolic links; each folder once, so a
+link loop is reported, not followed.
 A file that cannot be read, an empty folder, a link loop get one line each on stderr
 (`predict: error: ...`) and the other images are still predicted; the exit status is then 1.
 Models load in Keras safe mode: no code from the model file runs; a file that is refused
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import sys
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from classifier.core.cli import StageError  # noqa: E402
 from classifier.core.layout import BEST, MODEL_STAGES, model_path  # noqa: E402
 from classifier.core.schema import MAX_MAX_PIXELS, MIN_MAX_PIXELS  # noqa: E402
 from classifier.intake.images import DEFAULT_MAX_PIXELS  # noqa: E402
+from classifier.intake.names import CsvWriter, terminal_text  # noqa: E402
 from classifier.models.choice import using, which_model  # noqa: E402
 from classifier.models.prediction import class_names_of, predict_probabilities  # noqa: E402
 from classifier.models.saving import load_model  # noqa: E402
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = len(problems) + undecodable
     probabilities = predict_probabilities(model, pixels, BATCH_SIZE) if pixels is not None else []
 
-    writer = csv.writer(sys.stdout) if args.csv else None
+    writer = CsvWriter(sys.stdout) if args.csv else None
     if writer:
         writer.writerow(("path", "label", *class_names))
     for file, row in zip(readable, probabilities):
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         if writer:
             writer.writerow((str(file), class_names[ranked[0]], *(f"{p:.4f}" for p in row)))
         else:
-            print(", ".join([str(file), *(f"{class_names[label]}, {row[label]:.4f}" for label in ranked)]))
+            shown = (f"{terminal_text(class_names[label])}, {row[label]:.4f}" for label in ranked)
+            print(", ".join([terminal_text(file), *shown]))
     return 1 if failures else 0
 
 

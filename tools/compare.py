@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
 
 from classifier.core.layout import HEADLINE  # noqa: E402
+from classifier.intake.names import terminal_text  # noqa: E402
 from tools.recipe import leaves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,13 +44,14 @@ def experiments(shown: list[dict]) -> dict[str, dict]:
 
 
 def cell(value) -> str:
+    """A value on one line of the table (a class name in data.classes may hold anything a file name can)."""
     if value is None:
         return NOT_RUN
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.4g}"
-    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    text = json.dumps(value) if isinstance(value, (list, dict)) else terminal_text(value)
     return text if len(text) <= LONGEST_CELL else "…" + text[1 - LONGEST_CELL :]
 
 
@@ -71,8 +73,8 @@ def columns(runs: dict[str, dict]) -> list[str]:
     differing = [key for key in keys if len({cell(run["params"].get(key)) for run in runs.values()}) > 1]
     metrics = list(dict.fromkeys(key for run in runs.values() for key in run["metrics"]))
     headline = [[key, *(cell(run["metrics"].get(key)) for run in runs.values())] for key in metrics]
-    params = [[key, *(cell(run["params"].get(key)) for run in runs.values())] for key in differing]
-    header = ["", *runs]
+    params = [[terminal_text(key), *(cell(run["params"].get(key)) for run in runs.values())] for key in differing]
+    header = ["", *map(terminal_text, runs)]
     widths = [max(len(row[column]) for row in [header, *headline, *params]) for column in range(len(header))]
 
     def line(row: list[str]) -> str:

@@ -1,5 +1,6 @@
 """The pictures (matplotlib, no display needed): evaluate's worst mistakes; explain's activations,
-filter patterns and Grad-CAM heatmaps, drawn from the arrays classifier/evaluation/explaining.py computes."""
+filter patterns and Grad-CAM heatmaps, drawn from the arrays classifier/evaluation/explaining.py computes.
+Class and file names are drawn as they are, never as mathtext (classifier.intake.names.picture_text)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from classifier.evaluation.metrics import predicted_classes  # noqa: E402
+from classifier.intake.names import picture_text  # noqa: E402
 
 COLUMNS = 4
 DPI = 80
@@ -28,6 +30,7 @@ def most_wrong_gallery(images, labels, probabilities, names, class_names, title:
     Most confident = the least probability given to the true class.
     """
     labels, probabilities = np.asarray(labels, dtype=np.int64), np.asarray(probabilities)
+    names, class_names = [picture_text(name) for name in names], [picture_text(name) for name in class_names]
     predicted = predicted_classes(probabilities)
     true_class = probabilities[np.arange(len(labels)), labels]
     wrong = np.flatnonzero(predicted != labels)
@@ -99,7 +102,7 @@ def scaled_channels(activation: np.ndarray) -> np.ndarray:
 
 def activations_figure(image, layer_names, maps, caption: str, title: str, out_path) -> None:
     """The image, then per layer its first CHANNELS_SHOWN channels, each on its own color scale."""
-    blocks = [(caption, 1)] + [
+    blocks = [(picture_text(caption), 1)] + [
         (
             f"{name}: {m.shape[0]}x{m.shape[1]}, {m.shape[-1]} channels"
             + (f", the first {CHANNELS_SHOWN}" if m.shape[-1] > CHANNELS_SHOWN else ""),
@@ -136,6 +139,7 @@ def filters_figure(layer_names, patterns, title: str, out_path) -> None:
 
 def grad_cam_figure(images, heatmaps, probabilities, labels, names, class_names, title: str, out_path) -> None:
     """Each image beside its heatmap overlay, two pairs per row: where the model looked to decide."""
+    names, class_names = [picture_text(name) for name in names], [picture_text(name) for name in class_names]
     predicted = predicted_classes(probabilities)
     size = images.shape[1]
     rows = max(1, -(-len(images) // 2))

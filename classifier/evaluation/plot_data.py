@@ -1,16 +1,19 @@
 """The files DVC plots from the test split: each model's predictions (DVC's confusion matrices) and
 the points of its ROC curve; for the best model, each class's ROC and precision-recall curve.
+
+Class names and paths go in as classifier.intake.names writes them for a plot (`<` and `>` as look-alikes,
+which DVC's page cannot take raw) and for a spreadsheet (no formula).
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from classifier.core.layout import EVALUATION_DIR
 from classifier.evaluation.metrics import roc_curve
+from classifier.intake.names import CsvWriter, plot_text
 
 ROC_POINTS = 1000  # plenty for a smooth curve; 5,000 test images of 10 classes make 50,000 decisions
 
@@ -18,9 +21,9 @@ ROC_POINTS = 1000  # plenty for a smooth curve; 5,000 test images of 10 classes 
 def write_rows(path: Path, header, rows) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
+        writer = CsvWriter(file)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([plot_text(field) for field in row] for row in rows)
 
 
 def write_predictions(name: str, paths, labels, predicted, probabilities, class_names) -> None:

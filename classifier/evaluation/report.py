@@ -1,5 +1,6 @@
 """metrics/report.md: the test results of every model, per class and per confused pair, the params
-that made them and the pictures, in Markdown."""
+that made them and the pictures, in Markdown. Class names and params' text go in escaped
+(classifier.intake.names): a name stays one table cell of plain text, whatever it holds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 from classifier.core.schema import Params
 from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
 from classifier.evaluation.metrics import most_confused, per_class_scores
+from classifier.intake.names import markdown_code, markdown_text
 
 CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed
 LISTED_CLASSES = 10  # up to this many classes, the summary counts each class's test images
@@ -24,7 +26,7 @@ def markdown_table(header, rows, text_columns: int = 1) -> list[str]:
 
 def column_title(key: str, class_names: list[str]) -> str:
     if key in ("precision", "recall"):  # two classes: of label 1
-        return f"{key} ({class_names[1]})"
+        return f"{key} ({markdown_text(class_names[1])})"
     return {"auc": "AUC", "macro_f1": "macro F1"}.get(key, key.replace("_", " ").replace("top ", "top-"))
 
 
@@ -48,7 +50,7 @@ def per_class_tables(counts: dict, class_names: list[str], explained_model: str)
         *markdown_table(
             ["class", "precision", "recall", "F1", "test images"],
             [
-                [name, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", n]
+                [markdown_text(name), f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", n]
                 for name, p, r, f, n in zip(
                     class_names, explained["precision"], explained["recall"], explained["f1"], explained["support"]
                 )
@@ -59,7 +61,7 @@ def per_class_tables(counts: dict, class_names: list[str], explained_model: str)
         "",
         *markdown_table(
             ["class", *counts],
-            [[name, *(f"{f1[model][c]:.3f}" for model in counts)] for c, name in enumerate(class_names)],
+            [[markdown_text(name), *(f"{f1[model][c]:.3f}" for model in counts)] for c, name in enumerate(class_names)],
         ),
     ]
 
@@ -68,15 +70,15 @@ def confused_pairs(counts: np.ndarray, class_names: list[str]) -> list[str]:
     pairs = most_confused(counts, CONFUSED_PAIRS)
     if not pairs:
         return ["No mistakes."]
-    return markdown_table(
-        ["actual", "predicted", "images"], [[class_names[a], class_names[p], n] for a, p, n in pairs], text_columns=2
-    )
+    names = [markdown_text(name) for name in class_names]
+    return markdown_table(["actual", "predicted", "images"], [[names[a], names[p], n] for a, p, n in pairs], 2)
 
 
 def split_summary(labels: np.ndarray, class_names: list[str]) -> str:
     per_class = np.bincount(labels, minlength=len(class_names))
     if len(class_names) <= LISTED_CLASSES:
-        return f"{len(labels)} test images ({', '.join(f'{n} {name}' for n, name in zip(per_class, class_names))})"
+        counted = ", ".join(f"{n} {markdown_text(name)}" for n, name in zip(per_class, class_names))
+        return f"{len(labels)} test images ({counted})"
     return f"{len(labels)} test images in {len(class_names)} classes ({per_class.min()} to {per_class.max()} per class)"
 
 
@@ -106,7 +108,11 @@ def share_text(share) -> str:
 
 
 def groups_text(groups: dict[str, list[str]]) -> str:
-    return "; ".join(f"{group}: {', '.join(members)}" for group, members in groups.items())
+    return "; ".join(f"{markdown_text(group)}: {names_text(members)}" for group, members in groups.items())
+
+
+def names_text(names: list[str]) -> str:
+    return ", ".join(map(markdown_text, names))
 
 
 def params_lines(params: Params) -> list[str]:
@@ -116,15 +122,15 @@ def params_lines(params: Params) -> list[str]:
     shares = (
         f"train {share_text(split.train)}, validation {share_text(split.validation)}, test {share_text(split.test)}"
     )
-    lines = [f"- data: `{data.raw_dir}` at {data.image_size}x{data.image_size}, per class {shares}"]
+    lines = [f"- data: {markdown_code(data.raw_dir)} at {data.image_size}x{data.image_size}, per class {shares}"]
     if data.classes is not None:
-        lines.append(f"- classes: {', '.join(data.classes)}")
+        lines.append(f"- classes: {names_text(data.classes)}")
     if data.class_groups is not None:
         lines.append(f"- class groups: {groups_text(data.class_groups)}")
     class_weight = params.training.class_weight
     lines += [
-        f"- base: `{base.name}`, weights `{base.weights or 'null'}`, preprocessing `{base.preprocessing}`, "
-        f"fine-tuned from `{base.fine_tune_from}` at lr {params.lr:g}",
+        f"- base: {markdown_code(base.name)}, weights {markdown_code(base.weights or 'null')}, preprocessing "
+        f"`{base.preprocessing}`, fine-tuned from {markdown_code(base.fine_tune_from)} at lr {params.lr:g}",
         f"- epochs: classifier {params.train_classifier.epochs}, frozen {params.train_frozen.epochs}, "
         f"fine-tune {params.fine_tune.epochs}, scratch {params.train_scratch.epochs}, "
         f"scratch augmented {params.train_scratch_augmented.epochs}; class weights {class_weight or 'none'}; "

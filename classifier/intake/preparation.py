@@ -6,7 +6,6 @@ with its error, and counted per class.
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 from collections import Counter
@@ -17,6 +16,7 @@ import numpy as np
 from classifier.core.cli import StageError
 from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.intake.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
+from classifier.intake.names import CsvWriter, csv_dict_rows
 from classifier.intake.prepared import prepared_paths
 
 CHUNK = 16  # images per task given to a worker process
@@ -27,7 +27,7 @@ def read_split_manifest() -> dict[str, list[dict]]:
         raise StageError(f"{SPLIT_MANIFEST} is missing: run `dvc repro split` first")
     rows = {split: [] for split in SPLITS}
     with open(SPLIT_MANIFEST, newline="") as manifest:
-        for row in csv.DictReader(manifest):
+        for row in csv_dict_rows(manifest):
             rows[row["split"]].append(row)
     return rows
 
@@ -134,7 +134,9 @@ def keep_rows(path, rows: list[int]) -> None:
 
 
 def write_csv(path, columns, rows) -> None:
+    """`columns` of each row (a dict); a class, path or error that would start a spreadsheet formula starts with an
+    apostrophe, as in the split's manifest."""
     with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = CsvWriter(file)
+        writer.writerow(columns)
+        writer.writerows([row.get(column, "") for column in columns] for row in rows)

@@ -43,6 +43,7 @@ def manifest_test_paths(count: int) -> list[str]:
     """The test images' paths (as under data/split), in the order of test_images.npy."""
     manifest = PREPARED_DIR / "manifest.csv"
     with open(manifest, newline="") as file:
+        # As written: row numbers, and paths (each starts with its split's name), never get csv_cell's apostrophe.
         rows = sorted((int(row["row"]), row["path"]) for row in csv.DictReader(file) if row["split"] == "test")
     if len(rows) != count:
         raise StageError(

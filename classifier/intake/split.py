@@ -19,13 +19,17 @@ A collection that brings all three splits keeps them, and `data.split` is not us
 `data.classes` picks and orders the classes (null: every class found, by name);
 `data.class_groups` trains on groups of classes instead. The label names, in label
 order, go to data/classes.json. Every split must get at least one image of every label.
+A class or group name becomes a folder name: one that is empty, starts with '.', has '/', '\\',
+'..', a control character, or is over 255 bytes long is refused; any other (`a,b "q" |pipe|`,
+`=1+1`, `<b>`) is kept, and escaped wherever it is written (classifier.intake.names).
 
 Files keep readable names: Kaggle's `cat.N.jpg`; in a folder layout the path below the
 class folder with `/` as `__` (after `<class>__` when classes share a group's folder);
 `<class>.<row>.png` for an array row. A name another image of the folder has already
 (whatever the letter case) gets part of the image's sha256. manifest.csv has a row per
 image: split, label, class (the original one), path (under data/split), source (where in
-data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256. Every problem is
+data.raw_dir: a path, `archive.zip:member`, `train.npy:17`) and sha256 (a field that would
+start a spreadsheet formula starts with an apostrophe: classifier.intake.names). Every problem is
 found before anything is written: the intake refuses links out of data.raw_dir, zip bombs and
 the like as it reads the folder (classifier.intake.raw_tree), every image chosen is read once
 (its content hashed), identical images are found (classifier.intake.duplicates), and every
@@ -43,10 +47,11 @@ from classifier.core.layout import SPLIT_DIR, SPLITS
 from classifier.core.schema import SplitParams
 from classifier.intake.collection import INTEGER, KAGGLE, Collection, RawImage, examples
 from classifier.intake.kaggle import KAGGLE_DOWNLOAD
+from classifier.intake.names import MAX_NAME_BYTES, folder_name_problem, terminal_text
 from classifier.intake.raw_files import RawDataError
 
 SHOWN_MISSING = 5
-UNSAFE_IN_NAMES = ("/", "\\", "..", "\0")
+SHOWN_NAME = 60  # characters of a long name shown in a message
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ def choose_labels(found: set[str], classes: list[str] | None, groups: dict[str, 
     found = sorted_names(found)
     if len(found) < 2:
         raise RawDataError(
-            f"data.raw_dir holds {len(found)} class ({', '.join(found)}); a classifier needs at least 2: "
-            f"add the images of another class"
+            f"data.raw_dir holds {len(found)} class ({', '.join(map(terminal_text, found))}); a classifier needs "
+            f"at least 2: add the images of another class"
         )
     check_known(classes or [], found, "data.classes")
     chosen = classes or found
@@ -83,7 +88,8 @@ def choose_labels(found: set[str], classes: list[str] | None, groups: dict[str, 
         of_class = {member: group for group, members in groups.items() for member in members}
         left_out = [name for name in chosen if name not in of_class]
         if left_out:
-            print(f"split: data.class_groups leaves out {len(left_out)} classes: {', '.join(left_out)}")
+            shown = ", ".join(map(terminal_text, left_out))
+            print(f"split: data.class_groups leaves out {len(left_out)} classes: {shown}")
         labels = Labels(list(groups), of_class, grouped=True)
     for name in [*labels.names, *labels.of_class]:
         check_safe(name)
@@ -95,16 +101,18 @@ def check_known(names: list[str], found: list[str], key: str) -> None:
     if unknown:
         raise RawDataError(
             f"{key} names {', '.join(map(repr, unknown))}, which data.raw_dir does not hold; "
-            f"the classes found are: {', '.join(found)}"
+            f"the classes found are: {', '.join(map(terminal_text, found))}"
         )
 
 
 def check_safe(name: str) -> None:
-    """Class and group names become folder and file names under data/split."""
-    if not name or name.startswith(".") or any(unsafe in name for unsafe in UNSAFE_IN_NAMES):
+    """Class and group names become folder names under data/split, and go into every output."""
+    problem = folder_name_problem(name)
+    if problem:
+        shown = repr(name) if len(name) <= SHOWN_NAME else f"{name[:SHOWN_NAME]!r}..."
         raise RawDataError(
-            f"the class or group name {name!r} cannot be a folder name (it is empty or has '/', '\\', '..', "
-            f"a NUL or a leading '.'); rename it in data.raw_dir or params.yaml"
+            f"the class or group name {shown} cannot be a folder name: it {problem}; rename it in data.raw_dir "
+            f"(its folder, or its label in the labels table) or in params.yaml (data.classes, data.class_groups)"
         )
 
 
@@ -227,7 +235,9 @@ def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:
     candidate, tries = name, 0
     while f"{folder}/{candidate}".lower() in taken:
         tries += 1
-        candidate = f"{stem}.{digest[:8]}{suffix}" if tries == 1 else f"{stem}.{digest[:8]}-{tries}{suffix}"
+        tail = f".{digest[:8]}{suffix}" if tries == 1 else f".{digest[:8]}-{tries}{suffix}"
+        room = max(0, MAX_NAME_BYTES - len(tail.encode()))
+        candidate = stem.encode()[:room].decode(errors="ignore") + tail  # whole characters, within a file name's limit
     taken.add(f"{folder}/{candidate}".lower())
     return f"{folder}/{candidate}"
 

@@ -11,7 +11,6 @@ a full disk or Ctrl-C while writing leaves the old data/split as it was.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.intake.collection import RawImage
+from classifier.intake.names import CsvWriter
 from classifier.intake.raw_files import RawDataError
 from classifier.intake.split import Labels, unique_path
 
@@ -106,7 +106,7 @@ def write_split(planned: list[Planned]) -> None:
         NEW.mkdir(parents=True)
         rows = [_write(item) for item in planned]
         with open(NEW / SPLIT_MANIFEST.relative_to(SPLIT_DIR), "w", newline="") as manifest:
-            writer = csv.writer(manifest)
+            writer = CsvWriter(manifest)  # a field that would start a spreadsheet formula is neutralised
             writer.writerow(MANIFEST_COLUMNS)
             writer.writerows(rows)
     except OSError as err:

@@ -1,5 +1,6 @@
 """The card of an exported model (models/export/README.md): what it tells apart, what it takes and
-gives, how well it did on the test split, the params that made it, and how to load each file."""
+gives, how well it did on the test split, the params that made it, and how to load each file. Class
+names go in escaped (classifier.intake.names): plain text, whatever they hold."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import keras
 
 from classifier.core.cli import StageError
 from classifier.core.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, model_path
+from classifier.intake.names import markdown_code
 from classifier.serving.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE
 
 TRANSFER_MODELS = ("feature_extraction", "frozen_augmented", "fine_tuned")  # the ones on a pretrained base
@@ -46,10 +48,11 @@ def evaluated_metrics(name: str) -> dict[str, float]:
 
 def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict, formats: list[str]) -> str:
     size, path = model.input_shape[1], model_path(name)
+    shown = [markdown_code(cls) for cls in classes]
     if model.output_shape[-1] == 1:
         output = (
-            f"float32 (N, 1): P(`{classes[1]}`), the probability of class 1; P(`{classes[0]}`) is 1 minus it, "
-            f"and the pipeline predicts `{classes[1]}` from 0.5 up"
+            f"float32 (N, 1): P({shown[1]}), the probability of class 1; P({shown[0]}) is 1 minus it, "
+            f"and the pipeline predicts {shown[1]} from 0.5 up"
         )
     else:
         output = f"float32 (N, {len(classes)}): the probabilities (softmax) of the classes in label order"
@@ -59,13 +62,13 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
         "",
         f"Written by the DVC stage `export` from `{path}`, which stage `{MODEL_STAGES[name]}` trained.",
         "",
-        "- **Classes**, in label order: " + ", ".join(f"{label} `{cls}`" for label, cls in enumerate(classes)),
+        "- **Classes**, in label order: " + ", ".join(f"{label} {cls}" for label, cls in enumerate(shown)),
         f"- **Input** `{INPUT_NAME}`: float32 (N, {size}, {size}, 3), RGB pixels 0-255 of images resized to "
         f"{size}x{size} (squashed, not cropped). No scaling or other preprocessing: the model does its own.",
         f"- **Output** `{OUTPUT_NAME}`: {output}.",
         f"- **Test accuracy**: {metrics['accuracy']:.4f} ({EVALUATION_METRICS}; {others}).",
         "- **Made with** (params.yaml): "
-        + ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in made.items())
+        + ", ".join(markdown_code(f"{key}: {json.dumps(value)}") for key, value in made.items())
         + "; every setting of the run: dvc.lock.",
         "",
         "## Loading",

@@ -243,8 +243,8 @@ def test_a_class_name_over_the_limit_is_refused_by_name(work, tmp_path):
     arrays(tmp_path / "raw", {split: [long, "b"] for split in GIVEN})
     write_params(work, tmp_path / "raw")
     message = refused(work)
-    assert message.startswith(f"the class name '{'é' * 60}'... (130 characters) is 260 bytes, over the {name_max()} ")
-    assert "rename the class" in message
+    assert message.startswith(f"the class or group name '{'é' * 60}'... cannot be a folder name: it is 260 bytes")
+    assert "rename it in data.raw_dir" in message
 
 
 def test_nested_folders_joined_over_the_limit_are_refused(work, tmp_path):
