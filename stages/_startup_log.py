@@ -6,6 +6,7 @@ are written before TensorFlow reads TF_CPP_MIN_LOG_LEVEL, so the variable alone 
 silence them: the stage's stderr goes through a small filter process that drops exactly the
 lines below and passes everything else, in order. A separate process, so that nothing is
 lost when the stage dies (its last lines are in the pipe, and the filter reads to the end).
+Also which stage a process runs, known from its command line before the stage's module is.
 """
 
 from __future__ import annotations
@@ -78,3 +79,13 @@ def quiet_tensorflow_startup() -> None:
             pass
 
     atexit.register(restore)
+
+
+def started_stage() -> str:
+    """The stage this process runs, from its command line (`python -m stages.train_frozen ...`): known
+    before the stage's module is, while Python is still looking for it."""
+    argv = sys.orig_argv
+    for index, argument in enumerate(argv[:-1]):
+        if argument == "-m":
+            return argv[index + 1].rpartition(".")[2]
+    return "stage"

@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # models/ and metrics/ are the repository's; images are the user's
-if not __package__:  # run as a file, from any directory: the repository's packages, TensorFlow's start-up quiet
-    sys.path[0] = str(ROOT)
+if not __package__:  # run as a file, from any directory: the repository's packages, and what stages/__init__.py
+    sys.path[0] = str(ROOT)  # does for `python -m`: Ctrl-C's one line, the backend checked, TensorFlow quiet
+    from classifier.core.cli import stage_starting
     from stages._startup_log import quiet_tensorflow_startup
 
+    stage_starting("predict", "predict: interrupted")
     quiet_tensorflow_startup()
 
 import numpy as np  # noqa: E402
 
-from classifier.core.cli import StageError  # noqa: E402
+from classifier.core.cli import INTERRUPTED, StageError, closed_pipe, interrupt  # noqa: E402
 from classifier.core.layout import BEST, MODEL_STAGES, model_path  # noqa: E402
 from classifier.core.schema import MAX_MAX_PIXELS, MIN_MAX_PIXELS  # noqa: E402
 from classifier.intake.images import DEFAULT_MAX_PIXELS  # noqa: E402
@@ -123,5 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
+def run() -> int:
+    """main() as the command runs: Ctrl-C or SIGTERM end it with one line (exit 130); a reader that
+    stops early (`| head -2`) ends it quietly, with the status SIGPIPE gives (141), as for `cat`."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        status = main()
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except KeyboardInterrupt:
+        print("predict: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        return closed_pipe()
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the repo
 
+from classifier.core.cli import closed_pipe  # noqa: E402
 from classifier.core.layout import HEADLINE  # noqa: E402
 from classifier.intake.names import terminal_text  # noqa: E402
 from tools.recipe import leaves  # noqa: E402
@@ -99,7 +100,10 @@ def main() -> None:
         runs = {name: runs[name] for name in args.names if name in runs} or runs
         if missing:
             print(f"compare: not found: {', '.join(missing)}; see `dvc exp show`", file=sys.stderr)
-    print(table(runs, args.width))
+    try:
+        print(table(runs, args.width), flush=True)
+    except BrokenPipeError:  # `make compare | head`
+        sys.exit(closed_pipe())
 
 
 if __name__ == "__main__":

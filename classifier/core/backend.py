@@ -28,18 +28,52 @@ def configured_backend() -> str:
     (KERAS_HOME), else tensorflow: Keras' own order."""
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
-    config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
     try:
-        return json.loads(config.read_text()).get("backend", "tensorflow")
-    except (OSError, ValueError):
+        return json.loads(keras_config().read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
         return "tensorflow"
+
+
+def keras_config() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+
+
+# What each backend needs installed (found, not imported), and how to install it.
+PACKAGES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
+INSTALL = {
+    "tensorflow": f"pip install tensorflow=={TENSORFLOW_VERSION}",
+    "jax": "pip install -r requirements-jax.txt",
+    "torch": "pip install -r requirements-torch.txt",
+}
+
+
+def backend_unavailable() -> str | None:
+    """Why no stage can run on the configured backend here, as one line: one these stages do not run on
+    (Keras' numpy backend cannot train), or one whose package is not installed; None when it can run.
+    Nothing is imported: a stage checks this before it imports Keras, and check_params with the params."""
+    backend = configured_backend()
+    if os.environ.get("KERAS_BACKEND"):
+        source = f"KERAS_BACKEND={backend}"
+    elif keras_config().is_file():
+        source = f"the backend {backend!r} set in {keras_config()}"
+    else:
+        source = f"the default Keras backend, {backend}"
+    if backend not in BACKENDS:
+        return f"{source} cannot train these models; use one of {', '.join(BACKENDS)}"
+    missing = [package for package in PACKAGES[backend] if importlib.util.find_spec(package) is None]
+    if missing:
+        installed = [name for name in BACKENDS if all(map(importlib.util.find_spec, PACKAGES[name]))]
+        instead = f", or run with KERAS_BACKEND={installed[0]}" if installed else ""
+        return f"{source}, but {missing[0]} is not installed here: {INSTALL[backend]}{instead}"
+    return None
 
 
 def backend_problem(distribute: str, jit_compile: bool, deterministic: bool) -> str | None:
     """Why `training` cannot run on the configured backend, as one line; None when it can."""
+    unavailable = backend_unavailable()
+    if unavailable:
+        return unavailable
     backend = configured_backend()
-    if backend not in BACKENDS:
-        return f"KERAS_BACKEND={backend} cannot train these models; use one of {', '.join(BACKENDS)}"
     if distribute == "mirrored" and backend == "torch":
         return (
             "params.yaml: training.distribute: mirrored has no Keras equivalent on torch (Keras distributes "

@@ -36,16 +36,42 @@ def load_params(path: str | Path = PARAMS_FILE) -> Watched:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found: run the stages from the repository root, where params.yaml lives")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        kinds = {str: "text", list: "a list", bool: "a boolean", int: "a number", float: "a number"}
+        what = "nothing" if raw is None else f"{kinds.get(type(raw), type(raw).__name__)} ({repr(raw)[:40]})"
+        raise ParamsError(
+            f"{path} holds {what}: the top level must be a mapping of sections (seed: ..., data: ...); restore it: "
+            f"git checkout {path}"
+        )
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
         raise ParamsError(one_line(err)) from None
     check_rules(params)
     return Watched(params)
+
+
+def read_yaml(path: Path):
+    """The YAML in `path`, or ParamsError in one line: unreadable, not UTF-8, not YAML."""
+    restore = f"restore it: git checkout {path}"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise ParamsError(f"{path} cannot be read ({err.strerror or err}); make it readable") from None
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1
+        raise ParamsError(
+            f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} on line {line}); save it as UTF-8 "
+            f"(iconv -f latin1 -t utf-8), or {restore}"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" on line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParamsError(f"{path} is not valid YAML{where}: {problem}; fix it there, or {restore}") from None
 
 
 # --- pydantic's errors as one line ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ before anything is built on it; and the layer fine-tuning starts from.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -12,7 +13,8 @@ import keras
 from classifier.core.catalog import KERAS_BASES
 from classifier.core.cli import StageError
 from classifier.core.schema import BaseParams
-from classifier.models.graph import check_layer, convolutional_layers, output_in
+from classifier.intake.raw_tree import dvc_cache_dirs
+from classifier.models.graph import check_layer, convolutional_layers, feature_maps, output_in
 from classifier.models.saving import load_model, load_weights
 
 A_BASE = (
@@ -28,6 +30,9 @@ def build_base(base: BaseParams) -> tuple[keras.Model, str]:
     Every file it reads is loaded in safe mode, and every way it can be wrong (not a model, a
     Lambda layer, no convolutional feature map, an unknown output layer, weights for another
     architecture) is a StageError of one line."""
+    for key, path in (("base.name", base.name if base.is_file else None), ("base.weights", base.weights)):
+        if path not in (None, "imagenet", "random"):
+            check_not_linked_out(key, path)
     if base.weights not in (None, "imagenet", "random") and not Path(base.weights).is_file():
         raise StageError(f"base.weights {base.weights!r} is not a file; give a weights file, imagenet or null")
     if base.is_file:
@@ -49,6 +54,25 @@ def build_base(base: BaseParams) -> tuple[keras.Model, str]:
     if weights_file:
         load_weights(model, base.weights, f"base.weights {base.weights!r}", weights_wanted(base.name, base.is_file))
     return model, f"keras.applications {KERAS_BASES[base.name].builder} ({base.weights or 'random'} weights)"
+
+
+def check_not_linked_out(key: str, path: str) -> None:
+    """A base file is read from the repository, or from DVC's cache (`dvc checkout` with cache.type
+    symlink leaves links there): a link in bases/ to anywhere else is refused, as data links are
+    (classifier.intake.raw_tree), so that nothing a clone lacks goes into the models."""
+    link = next((link for link in (Path(path), *Path(path).parents) if link.is_symlink()), None)
+    resolved = Path(os.path.realpath(path))
+    if link is None or any(resolved.is_relative_to(root) for root in (Path.cwd(), *dvc_cache_dirs(Path.cwd()))):
+        return  # where a file may be named (bases/) is the params' rule (classifier.core.rules)
+    target = os.readlink(link)
+    if link == Path(path):
+        where, fix = f"is a link to {target!r}", f"cp --remove-destination {resolved} {path}"
+    else:
+        where, fix = f"is in {link}, a link to {target!r}", f"a folder in place of the link {link}"
+    raise StageError(
+        f"{key} {path!r} {where}, outside the repository; nothing outside it is read as a base "
+        f"(a clone would not have it): copy the file in instead ({fix})"
+    )
 
 
 def base_from_file(name: str, weights: str | None, output_layer: str | None) -> tuple[keras.Model, str]:
@@ -80,7 +104,7 @@ def base_from_file(name: str, weights: str | None, output_layer: str | None) -> 
 
 def feature_layer(model: keras.Model, name: str | None, label: str) -> keras.layers.Layer:
     """The top-level layer of `model` named `name` or, for None, the last one whose output is a feature map."""
-    maps = [layer for layer in model.layers[1:] if len(output_in(model, layer).shape) == 4]
+    maps = feature_maps(model)
     if name is None:
         if not maps:
             raise StageError(
@@ -95,10 +119,14 @@ def feature_layer(model: keras.Model, name: str | None, label: str) -> keras.lay
         )
     layer = model.get_layer(name)
     if layer not in maps:
-        raise StageError(
-            f"base.output_layer {name!r} of {label} outputs {tuple(output_in(model, layer).shape)}, not a "
-            f"feature map (None, H, W, C); name a convolutional or pooling layer, or use null"
+        shape = tuple(output_in(model, layer).shape)
+        wrong = (
+            f"comes before any convolution: its output {shape} is still pixels, not a feature map"
+            if len(shape) == 4
+            else f"outputs {shape}, not a feature map (None, H, W, C)"
         )
+        allowed = ("..., " if len(maps) > 8 else "") + (", ".join(layer.name for layer in maps[-8:]) or "none")
+        raise StageError(f"base.output_layer {name!r} of {label} {wrong}; name one of {allowed}, or use null")
     return layer
 
 

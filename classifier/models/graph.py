@@ -36,13 +36,33 @@ def leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return found
 
 
-CONVOLUTIONS = (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
+# Conv2DTranspose is no subclass of Conv2D, but a base's convolution all the same (a decoder's, say).
+CONVOLUTIONS = (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D, layers.Conv2DTranspose)
 
 
 def convolutional_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The convolutional layers of `model`, nested ones included, in order; the fixed 1x1 convolution
     of the caffe preprocessing is not one of them."""
-    return [layer for layer in leaf_layers(model) if isinstance(layer, CONVOLUTIONS) and layer.name != "preprocessing"]
+    return [layer for layer in leaf_layers(model) if is_convolution(layer)]
+
+
+def is_convolution(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, CONVOLUTIONS) and layer.name != "preprocessing"
+
+
+def feature_maps(model: keras.Model) -> list[keras.layers.Layer]:
+    """The top-level layers of `model` whose output is a convolutional feature map (None, H, W, C): from its
+    first convolution (or nested model holding one) on. Before it, a 4-D output is still pixels: the input,
+    a rescaling or normalization, the caffe preprocessing."""
+    convolved, maps = False, []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        nested = isinstance(layer, keras.Model) and bool(convolutional_layers(layer))
+        convolved = convolved or nested or is_convolution(layer)
+        if convolved and len(output_in(model, layer).shape) == 4:
+            maps.append(layer)
+    return maps
 
 
 def nested_base(model: keras.Model) -> keras.Model:

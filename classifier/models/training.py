@@ -13,6 +13,7 @@ import time
 import keras
 import numpy as np
 from dvclive import Live
+from scmrepo.exceptions import SCMError
 
 from classifier.core.backend import backend_problem, devices, set_global_random_state, set_seed
 from classifier.core.cli import StageError
@@ -64,6 +65,21 @@ def model_scope(run: RunParams, seed: int):
 def prepared_splits() -> tuple[Arrays, Arrays]:
     """(train, validation) prepared image arrays, memory-mapped."""
     return load_prepared("train"), load_prepared("validation")
+
+
+class StageLive(Live):
+    """dvclive's logger, also in a git repository without a commit yet (`git init`, no `git commit`), where
+    dvclive fails reading HEAD before it checks for commits: there it logs as it does outside git (the
+    files are the same; nothing of git is used: no experiment is saved, no dvc.yaml written)."""
+
+    def __init__(self, folder):
+        super().__init__(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None)
+
+    def _init_dvc(self):
+        try:
+            super()._init_dvc()
+        except SCMError:
+            self._dvc_repo, self._dvc_file = None, "dvc.yaml"
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -167,7 +183,7 @@ def fit(
     `class_weight` ({label: weight}) weighs each image's loss by its class.
     """
     with only_run(stage):  # one run of a stage at a time
-        live = Live(dir=str(stage_metrics_dir(stage)), save_dvc_exp=False, dvcyaml=None, report=None)
+        live = StageLive(stage_metrics_dir(stage))
         checkpoint = None
         if resume:
             # the backend too: each draws its own random numbers, so another one's epochs cannot be continued
