@@ -161,3 +161,10 @@ def new_tiny_repo(path: Path) -> Repo:
         pytest.skip(f"needs the shared Kaggle images at {SHARED_IMAGES}")
     path.mkdir(parents=True)
     return make_repo(path, TINY_PARAMS, copy_kaggle_images)
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return folder

@@ -39,13 +39,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import write_files
 from PIL import Image
 
 from classifier.core.cli import run_stage
@@ -64,13 +64,6 @@ def jpeg(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (seed * 20 % 256, seed // 13 % 256, 90)).save(buffer, "JPEG")
     return buffer.getvalue()
-
-
-def write_files(folder: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    return folder
 
 
 def class_folders(counts: dict[str, int], prefix: str = "", first: int = 0) -> dict[str, bytes]:
@@ -121,24 +114,6 @@ def snapshot(root: Path) -> dict[str, tuple]:
         info = path.lstat()
         found[str(path.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns)
     return found
-
-
-@pytest.fixture
-def work(tmp_path, monkeypatch) -> Path:
-    """The workspace (the current folder); nested zips are copied out under tmp_path/scratch."""
-    workspace, scratch = tmp_path / "work", tmp_path / "scratch"
-    workspace.mkdir()
-    scratch.mkdir()
-    monkeypatch.chdir(workspace)
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return workspace
-
-
-@pytest.fixture
-def raw(tmp_path) -> Path:
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    return folder
 
 
 def write_params(work: Path, raw_dir: Path, **data) -> None:

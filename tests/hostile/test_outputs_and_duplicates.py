@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import write_files
 from PIL import Image
 
 from classifier.core import layout
@@ -74,13 +75,6 @@ def png(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4), (seed % 256, seed // 256 % 256, 7)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def write_files(folder: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    return folder
 
 
 def split_folders(folder: Path, classes=("cat", "dog"), per_split: int = 2, first: int = 0) -> Path:

@@ -42,12 +42,12 @@ import io
 import os
 import stat
 import struct
-import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_files
 from PIL import Image
 
 from classifier.core.cli import run_stage
@@ -72,13 +72,6 @@ def jpeg(seed: int) -> bytes:
 
 def kaggle(indices=range(6), prefix: str = "") -> dict[str, bytes]:
     return {f"{prefix}{label}.{i}.jpg": jpeg(i + 100 * n) for n, label in enumerate(("cat", "dog")) for i in indices}
-
-
-def write_files(folder: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    return folder
 
 
 def zip_bytes(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
@@ -119,24 +112,6 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 (info.st_mode,) if name in folders else (info.st_mode, info.st_size, info.st_mtime_ns)
             )
     return found
-
-
-@pytest.fixture
-def work(tmp_path, monkeypatch) -> Path:
-    """The workspace (the current folder); nested zips are copied out under tmp_path/scratch."""
-    workspace, scratch = tmp_path / "work", tmp_path / "scratch"
-    workspace.mkdir()
-    scratch.mkdir()
-    monkeypatch.chdir(workspace)
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return workspace
-
-
-@pytest.fixture
-def raw(tmp_path) -> Path:
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    return folder
 
 
 def lower_cap(monkeypatch, name: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
 import pytest
+from conftest import write_files
 from PIL import Image
 
 from classifier.core.cli import StageError
@@ -50,13 +51,6 @@ def zip_bytes(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> by
     with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as check:
         assert check.namelist() == list(members)  # the names really are what the test means
     return buffer.getvalue()
-
-
-def write_files(folder: Path, files: dict[str, bytes]) -> Path:
-    for name, data in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    return folder
 
 
 def snapshot(root: Path) -> dict[str, int]:
