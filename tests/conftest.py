@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -167,4 +168,23 @@ def write_files(folder: Path, files: dict[str, bytes]) -> Path:
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
+    return folder
+
+
+# The hostile-input tests' workspace (the current folder) and the raw data folder beside it.
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """The workspace (the current folder); nested zips are copied out under tmp_path/scratch."""
+    workspace, scratch = tmp_path / "work", tmp_path / "scratch"
+    workspace.mkdir()
+    scratch.mkdir()
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return workspace
+
+
+@pytest.fixture
+def raw(tmp_path) -> Path:
+    folder = tmp_path / "raw"
+    folder.mkdir()
     return folder
