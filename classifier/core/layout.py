@@ -1,5 +1,6 @@
 """Where the stages read and write. dvc.yaml declares the same paths (tests/e2e/test_dvc_deps_e2e.py watches)."""
 
+import os
 from pathlib import Path
 
 SPLITS = ("train", "validation", "test")  # in this order everywhere: files, metrics, tables
@@ -53,3 +54,39 @@ def stage_metrics_dir(stage: str) -> Path:
 def training_summary(stage: str) -> Path:
     """A training stage's metrics at its best epoch: best_epoch, epochs_run, train and val loss and accuracy."""
     return stage_metrics_dir(stage) / "metrics.json"
+
+
+# DVC's caches: a link into one is followed as DVC's own (`cache.type: symlink`). Read from DVC's config
+# files as text, without importing DVC (seconds).
+def dvc_cache_dirs(start: Path) -> list[Path]:
+    """The caches (resolved) of the DVC project around `start`: its .dvc/cache, and each `cache.dir`
+    set in its .dvc/config or .dvc/config.local, or in the user's or the system's DVC config."""
+    project = next((folder / ".dvc" for folder in (start, *start.parents) if (folder / ".dvc").is_dir()), None)
+    user = Path(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")) / "dvc"
+    configs = [Path("/etc/xdg/dvc/config"), user / "config"]
+    caches = []
+    if project is not None:
+        configs += [project / "config", project / "config.local"]
+        caches.append(project / "cache")
+    for config in configs:
+        value = config_value(config, "cache", "dir")
+        if value:
+            caches.append(config.parent / Path(value).expanduser())  # a relative dir is relative to its config
+    return [Path(os.path.realpath(cache)) for cache in caches]
+
+
+def config_value(config: Path, section: str, key: str) -> str | None:
+    """`key` in `[section]` of a DVC config file (configobj's INI: indented keys, optional quotes)."""
+    try:
+        lines = config.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    current, found = None, None
+    for line in map(str.strip, lines):
+        if line.startswith("["):
+            current = line.strip("[]").strip().strip("'\"")
+        elif current == section and "=" in line and not line.startswith("#"):
+            name, value = (part.strip() for part in line.split("=", 1))
+            if name == key:
+                found = value.strip("'\"")
+    return found

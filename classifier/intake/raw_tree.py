@@ -38,6 +38,7 @@ from contextlib import ExitStack
 from functools import partial
 from pathlib import Path, PurePosixPath
 
+from classifier.core.layout import dvc_cache_dirs
 from classifier.intake.archives import (
     check_archive_ratio,
     check_member,
@@ -230,37 +231,3 @@ def hidden_part(member: zipfile.ZipInfo) -> str:
     first = next(n for n, part in enumerate(parts) if is_hidden(part))
     folder = first < len(parts) - 1 or member.is_dir()
     return "/".join(parts[: first + 1]) + ("/" if folder else "")
-
-
-def dvc_cache_dirs(start: Path) -> list[Path]:
-    """The caches (resolved) of the DVC project around `start`: its .dvc/cache, and each `cache.dir`
-    set in its .dvc/config or .dvc/config.local, or in the user's or the system's DVC config."""
-    project = next((folder / ".dvc" for folder in (start, *start.parents) if (folder / ".dvc").is_dir()), None)
-    user = Path(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")) / "dvc"
-    configs = [Path("/etc/xdg/dvc/config"), user / "config"]
-    caches = []
-    if project is not None:
-        configs += [project / "config", project / "config.local"]
-        caches.append(project / "cache")
-    for config in configs:
-        value = config_value(config, "cache", "dir")
-        if value:
-            caches.append(config.parent / Path(value).expanduser())  # a relative dir is relative to its config
-    return [Path(os.path.realpath(cache)) for cache in caches]
-
-
-def config_value(config: Path, section: str, key: str) -> str | None:
-    """`key` in `[section]` of a DVC config file (configobj's INI: indented keys, optional quotes)."""
-    try:
-        lines = config.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    current, found = None, None
-    for line in map(str.strip, lines):
-        if line.startswith("["):
-            current = line.strip("[]").strip().strip("'\"")
-        elif current == section and "=" in line and not line.startswith("#"):
-            name, value = (part.strip() for part in line.split("=", 1))
-            if name == key:
-                found = value.strip("'\"")
-    return found

@@ -12,8 +12,8 @@ import keras
 
 from classifier.core.catalog import KERAS_BASES
 from classifier.core.cli import StageError
+from classifier.core.layout import dvc_cache_dirs
 from classifier.core.schema import BaseParams
-from classifier.intake.raw_tree import dvc_cache_dirs
 from classifier.models.graph import check_layer, convolutional_layers, feature_maps, output_in
 from classifier.models.saving import load_model, load_weights
 
