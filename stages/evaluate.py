@@ -1,14 +1,16 @@
 """Stage `evaluate`: every model on the test split, in one table, with plots, pictures and a report.
 
 Writes metrics/headline.json, the one DVC metric (`dvc metrics show`, `dvc exp show`): the best
-model, its test and validation accuracy and the number of test images; metrics/evaluate.json,
-the details ({model: {metric: value}}: accuracy, loss, AUC, macro precision, recall and F1,
+model, its test accuracy with its 95% interval, its validation accuracy and the number of test images;
+metrics/evaluate.json, the details ({model: {metric: value}}: accuracy with its 95% Wilson interval
+(accuracy_low, accuracy_high) and test_images, loss, AUC, macro precision, recall and F1,
 top-k accuracy when there are more than k classes, and for two classes the precision and
 recall of label 1), each model's predictions under metrics/evaluate/predictions/ (DVC's
 confusion matrices) and its ROC points under metrics/evaluate/roc/ (for more than two classes
 the micro-averaged one-vs-rest curve),
 a picture of the best model's worst mistakes, and metrics/report.md, with the book's
-accuracies beside ours when the classes are Dogs vs. Cats (stage `explain` draws what a model learned).
+accuracies beside ours when the classes are Dogs vs. Cats, and the best model against each other one on the
+same test images, McNemar's test (stage `explain` draws what a model learned).
 
 The best model is chosen on the validation split, from each training stage's best epoch, never on
 the test split: `best_model` in metrics/evaluate.json, and a copy of it in models/best.keras.
@@ -37,6 +39,7 @@ from classifier.evaluation.metrics import (
 from classifier.evaluation.pictures import most_wrong_gallery
 from classifier.evaluation.plot_data import write_class_curves, write_predictions, write_roc, write_untrained
 from classifier.evaluation.report import report_markdown
+from classifier.evaluation.statistics import wilson_interval
 from classifier.intake.classes import read_classes
 from classifier.intake.prepared import load_prepared, manifest_test_paths
 from classifier.models.choice import best_on_validation, keep_as_best, trained_summaries
@@ -44,14 +47,24 @@ from classifier.models.prediction import check_trained_on, predict_probabilities
 from classifier.models.saving import load_model
 
 
-def headline(best: str, tested: dict, trained: dict, test_images: int) -> dict:
+def headline(best: str, tested: dict, trained: dict) -> dict:
     """What `dvc metrics show` prints: few columns, so that it fits a terminal."""
     return {
         "best_model": best,
         "accuracy": tested["accuracy"],
+        "accuracy_low": tested["accuracy_low"],
+        "accuracy_high": tested["accuracy_high"],
         "val_accuracy": trained["val"]["accuracy"],
-        "test_images": test_images,
+        "test_images": tested["test_images"],
     }
+
+
+def with_interval(metrics: dict, correct) -> dict:
+    """A model's entry in metrics/evaluate.json: its metrics, the 95% interval of its accuracy right after it,
+    and the number of test images that the accuracy is of."""
+    low, high = wilson_interval(int(correct.sum()), len(correct))
+    accuracy = {"accuracy": metrics["accuracy"], "accuracy_low": low, "accuracy_high": high}
+    return {**accuracy, **metrics, "test_images": len(correct)}
 
 
 def main() -> None:
@@ -62,7 +75,7 @@ def main() -> None:
     paths = manifest_test_paths(len(labels))
     trained = trained_summaries()
     best = best_on_validation(trained)
-    results, counts = {}, {}
+    results, counts, correct = {}, {}, {}
     for name in trained:  # the models `models` chose; the others' files are placeholders
         model = load_model(model_path(name))
         check_trained_on(model, model_path(name), class_names)
@@ -70,6 +83,7 @@ def main() -> None:
         results[name] = classification_metrics(labels, probabilities, settings.top_k)
         predicted = predicted_classes(probabilities)
         counts[name] = confusion(labels, predicted, len(class_names))
+        correct[name] = predicted == labels
         write_predictions(name, paths, labels, predicted, probabilities, class_names)
         write_roc(name, labels, probabilities)
         if name == best:
@@ -77,8 +91,9 @@ def main() -> None:
         print(f"evaluate: {name}: " + ", ".join(f"{key} {value:.4f}" for key, value in results[name].items()))
     for name in [name for name in MODEL_STAGES if name not in trained]:
         write_untrained(name)
-    EVALUATION_METRICS.write_text(json.dumps({**results, "best_model": best}, indent=2) + "\n")
-    HEADLINE.write_text(json.dumps(headline(best, results[best], trained[best], len(labels)), indent=2) + "\n")
+    tested = {name: with_interval(metrics, correct[name]) for name, metrics in results.items()}
+    EVALUATION_METRICS.write_text(json.dumps({**tested, "best_model": best}, indent=2) + "\n")
+    HEADLINE.write_text(json.dumps(headline(best, tested[best], trained[best]), indent=2) + "\n")
     keep_as_best(best)
     print(f"evaluate: best on the validation split: {best} (val accuracy {trained[best]['val']['accuracy']:.4f})")
 
@@ -94,7 +109,9 @@ def main() -> None:
         EVALUATION_DIR / "most_wrong.png",
         settings.gallery_size,
     )
-    REPORT.write_text(report_markdown(params, class_names, results, counts, labels, wrong, best, trained[best]))
+    REPORT.write_text(
+        report_markdown(params, class_names, results, counts, correct, labels, wrong, best, trained[best])
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Print the five models' validation and test results, next to the book's test accuracies
-when the run is on Dogs vs. Cats (the classes cat and dog).
+"""Print the five models' validation and test results (the test accuracy with its 95% interval), next
+to the book's test accuracies when the run is on Dogs vs. Cats (the classes cat and dog).
 
     python tools/results_table.py             # from metrics/ in the workspace
     python tools/results_table.py --exp demo  # from a DVC experiment (after `make demo`)
@@ -62,6 +62,15 @@ def shows_book(test: dict[str, dict], classes: list[str] | None) -> bool:
     return bool(test) and all("precision" in m and "macro_f1" not in m for m in test.values())
 
 
+def accuracy_cell(tested: dict) -> str:
+    """0.905 (0.863-0.935); metrics without an interval (an older run's): the accuracy alone."""
+    if "accuracy" not in tested:
+        return "-"
+    if "accuracy_low" not in tested:
+        return f"{tested['accuracy']:.3f}"
+    return f"{tested['accuracy']:.3f} ({tested['accuracy_low']:.3f}-{tested['accuracy_high']:.3f})"
+
+
 def table(metrics: dict[str, dict], classes: list[str] | None) -> str:
     test = dict(metrics.get(str(EVALUATION_METRICS), {}))
     best = test.pop("best_model", None)
@@ -75,9 +84,13 @@ def table(metrics: dict[str, dict], classes: list[str] | None) -> str:
             continue  # `models` left it out
         cells = [str(trained["best_epoch"]), f"{trained['val']['accuracy']:.3f}"] if trained else ["-", "not run"]
         tested = test.get(model, {})
-        cells += [f"{tested[key]:.3f}" if key in tested else "-" for key in ("accuracy", "auc", "macro_f1")]
+        cells += [accuracy_cell(tested)]
+        cells += [f"{tested[key]:.3f}" if key in tested else "-" for key in ("auc", "macro_f1")]
         cells += [f"{accuracy:.3f}" for accuracy in BOOK_ACCURACY[model]] if book else []
         lines.append(f"| {model} | {stage} | " + " | ".join(cells) + " |")
+    images = {entry["test_images"] for entry in test.values() if "test_images" in entry}
+    if images:
+        lines += ["", f"Test accuracy with its 95% interval (Wilson), on {images.pop()} test images."]
     if best:
         lines += ["", f"Best on the validation split: {best} (models/best.keras)."]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""metrics/report.md: the test results of every model, per class and per confused pair, the params
+"""metrics/report.md: the test results of every model (each accuracy with its 95% interval), the best
+model against each other one on the same test images (McNemar), per class and per confused pair, the params
 that made them and the pictures, in Markdown. Class names and params' text go in escaped
 (classifier.intake.names): a name stays one table cell of plain text, whatever it holds."""
 
@@ -9,6 +10,7 @@ import numpy as np
 from classifier.core.schema import Params
 from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
 from classifier.evaluation.metrics import most_confused, per_class_scores
+from classifier.evaluation.statistics import discordant, interval_text, mcnemar_p, p_text, verdict
 from classifier.intake.names import markdown_code, markdown_text
 
 CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed
@@ -27,18 +29,61 @@ def markdown_table(header, rows, text_columns: int = 1) -> list[str]:
 def column_title(key: str, class_names: list[str]) -> str:
     if key in ("precision", "recall"):  # two classes: of label 1
         return f"{key} ({markdown_text(class_names[1])})"
-    return {"auc": "AUC", "macro_f1": "macro F1"}.get(key, key.replace("_", " ").replace("top ", "top-"))
+    titles = {"accuracy": "accuracy (95% interval)", "auc": "AUC", "macro_f1": "macro F1"}
+    return titles.get(key, key.replace("_", " ").replace("top ", "top-"))
 
 
-def results_table(results: dict, class_names: list[str]) -> list[str]:
+def accuracy_text(correct: np.ndarray) -> str:
+    return interval_text(int(correct.sum()), len(correct))
+
+
+def results_table(results: dict, correct: dict, class_names: list[str]) -> list[str]:
     keys = list(next(iter(results.values())))
     book = compares_with_book(class_names)
     header = ["model", *(column_title(key, class_names) for key in keys), *(BOOK_COLUMNS if book else ())]
     rows = [
-        [name, *(f"{metrics[key]:.3f}" for key in keys), *(f"{a:.3f}" for a in BOOK_ACCURACY[name] if book)]
+        [
+            name,
+            *(accuracy_text(correct[name]) if key == "accuracy" else f"{metrics[key]:.3f}" for key in keys),
+            *(f"{a:.3f}" for a in BOOK_ACCURACY[name] if book),
+        ]
         for name, metrics in results.items()
     ]
     return markdown_table(header, rows) + (["", BOOK_NOTE] if book else [])
+
+
+def paired_table(correct: dict, best: str) -> list[str]:
+    """The best model against each other one, image by image: only where one is right and the other
+    wrong do they differ, and McNemar's exact test says whether that count is lopsided beyond chance."""
+    others = [name for name in correct if name != best]
+    images = len(correct[best])
+    if not others:
+        return [f"Only {best} was trained: no other model to compare it with."]
+    rows = []
+    for name in others:
+        b, c = discordant(correct[best], correct[name])
+        p = mcnemar_p(b, c)
+        rows.append(
+            [name, accuracy_text(correct[name]), accuracy_text(correct[best]), b, c, p_text(p), verdict(p, images)]
+        )
+    return [
+        f"{best} against each other model on the same {images} test images: b images only {best} gets right, "
+        f"c images only the other gets right, and McNemar's exact test of b against c (a p-value below 0.05: "
+        "a real difference at 5%; above it, the test images cannot tell the two apart).",
+        "",
+        *markdown_table(
+            [
+                "model",
+                "accuracy",
+                f"{best} accuracy",
+                f"b: only {best} right",
+                "c: only it right",
+                "p (McNemar)",
+                "verdict",
+            ],
+            rows,
+        ),
+    ]
 
 
 def per_class_tables(counts: dict, class_names: list[str], explained_model: str) -> list[str]:
@@ -144,13 +189,14 @@ def report_markdown(
     class_names: list[str],
     results: dict,
     counts: dict,
+    correct: dict,
     labels: np.ndarray,
     wrong: int,
     best: str,
     best_summary: dict,
 ) -> str:
     """`best`: the model chosen on validation, which the per-class tables, confused pairs and mistakes are about;
-    `best_summary`: its training stage's metrics."""
+    `best_summary`: its training stage's metrics; `correct`: {model: whether it got each test image right}."""
     book = compares_with_book(class_names)
     title = "Dogs vs. Cats: test results" if book else f"Test results, {len(class_names)} classes"
     lines = [
@@ -158,11 +204,15 @@ def report_markdown(
         "",
         f"Written by stage `evaluate` from {split_summary(labels, class_names)}; do not edit, run `dvc repro`.",
         "",
-        *results_table(results, class_names),
+        *results_table(results, correct, class_names),
         "",
         f"Best on the validation split: **{best}** (val accuracy {best_summary['val']['accuracy']:.4f}, "
         f"epoch {best_summary['best_epoch']} of {best_summary['epochs_run']} run); `predict`, `export` and "
         "`explain` use it by default (models/best.keras).",
+        "",
+        "## Is the difference real?",
+        "",
+        *paired_table(correct, best),
         "",
         "## Per class",
         "",

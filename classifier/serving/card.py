@@ -46,6 +46,20 @@ def evaluated_metrics(name: str) -> dict[str, float]:
     return metrics[name]
 
 
+ACCURACY_KEYS = ("accuracy", "accuracy_low", "accuracy_high", "test_images")
+
+
+def accuracy_text(metrics: dict) -> str:
+    """The test accuracy, with its 95% interval and the number of test images where evaluate wrote them,
+    then the other metrics."""
+    others = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key not in ACCURACY_KEYS)
+    text = f"{metrics['accuracy']:.4f}"
+    if "accuracy_low" in metrics:
+        text += f" (95% interval {metrics['accuracy_low']:.4f}-{metrics['accuracy_high']:.4f}, "
+        text += f"{metrics['test_images']} test images)"
+    return f"{text} ({EVALUATION_METRICS}; {others})"
+
+
 def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict, formats: list[str]) -> str:
     size, path = model.input_shape[1], model_path(name)
     shown = [markdown_code(cls) for cls in classes]
@@ -56,7 +70,6 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
         )
     else:
         output = f"float32 (N, {len(classes)}): the probabilities (softmax) of the classes in label order"
-    others = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key != "accuracy")
     lines = [
         f"# {name}: an image classifier of {len(classes)} classes",
         "",
@@ -66,7 +79,7 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
         f"- **Input** `{INPUT_NAME}`: float32 (N, {size}, {size}, 3), RGB pixels 0-255 of images resized to "
         f"{size}x{size} (squashed, not cropped). No scaling or other preprocessing: the model does its own.",
         f"- **Output** `{OUTPUT_NAME}`: {output}.",
-        f"- **Test accuracy**: {metrics['accuracy']:.4f} ({EVALUATION_METRICS}; {others}).",
+        f"- **Test accuracy**: {accuracy_text(metrics)}.",
         "- **Made with** (params.yaml): "
         + ", ".join(markdown_code(f"{key}: {json.dumps(value)}") for key, value in made.items())
         + "; every setting of the run: dvc.lock.",

@@ -98,6 +98,9 @@ def test_evaluate_reports_the_n_class_metrics_and_accuracy_matches_a_hand_count(
             "macro_recall",
             "macro_f1",
             f"top_{TOP_K}_accuracy",
+            "accuracy_low",
+            "accuracy_high",
+            "test_images",
         }
         assert metrics[f"top_{TOP_K}_accuracy"] >= metrics["accuracy"]
         rows = read_csv(cifar_repo.path / f"metrics/evaluate/predictions/{model_name}.csv")

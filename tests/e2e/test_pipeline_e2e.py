@@ -25,6 +25,7 @@ from tools import plots_page
 pytestmark = pytest.mark.e2e
 
 METRIC_KEYS = {"accuracy", "loss", "auc", "precision", "recall", "macro_precision", "macro_recall", "macro_f1"}
+INTERVAL_KEYS = {"accuracy_low", "accuracy_high", "test_images"}  # the accuracy's 95% interval and what it is of
 
 
 def weights_by_layer(model: keras.Model) -> dict[str, list[np.ndarray]]:
@@ -123,7 +124,10 @@ def test_evaluate_writes_every_model_and_accuracy_matches_a_hand_count(tiny_repo
     assert results.pop("best_model") in MODEL_STAGES
     assert set(results) == set(MODEL_STAGES)
     for model_name, metrics in results.items():
-        assert set(metrics) == METRIC_KEYS
+        assert set(metrics) == METRIC_KEYS | INTERVAL_KEYS
+        assert (
+            metrics["accuracy_low"] <= metrics["accuracy"] <= metrics["accuracy_high"] and metrics["test_images"] == 12
+        )
         with open(tiny_repo.path / f"metrics/evaluate/predictions/{model_name}.csv", newline="") as file:
             rows = list(csv.DictReader(file))
         assert len(rows) == 12  # 6 test images per class
@@ -142,6 +146,8 @@ def test_dvc_metrics_show_prints_the_headline_in_a_terminal_s_width(tiny_repo):
     assert headline == {
         "best_model": best,
         "accuracy": results[best]["accuracy"],
+        "accuracy_low": results[best]["accuracy_low"],
+        "accuracy_high": results[best]["accuracy_high"],
         "val_accuracy": json.loads((tiny_repo.path / f"metrics/{MODEL_STAGES[best]}/metrics.json").read_text())["val"][
             "accuracy"
         ],

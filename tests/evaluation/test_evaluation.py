@@ -37,6 +37,7 @@ from classifier.evaluation.metrics import (
 )
 from classifier.evaluation.plot_data import write_class_curves
 from classifier.evaluation.report import report_markdown
+from classifier.evaluation.statistics import interval_text, wilson_interval
 from classifier.models.heads import class_probabilities
 from classifier.models.saving import load_model, save_model
 from classifier.models.training import skipped
@@ -382,11 +383,19 @@ def params_with(**data_changes):
     return params.model_copy(update={"data": params.data.model_copy(update=data_changes)})
 
 
+def run_correct(class_names, labels, probabilities) -> dict[str, np.ndarray]:
+    """Which test images each model of run_results gets right."""
+    right_if_first = np.asarray(labels) == 0
+    right = predicted_classes(probabilities) == np.asarray(labels)
+    return {name: right_if_first if name == "scratch" else right for name in MODEL_STAGES}
+
+
 def make_report(class_names, labels, probabilities, params=None, top_k=5) -> str:
     results, counts = run_results(class_names, labels, probabilities, top_k)
+    correct = run_correct(class_names, labels, probabilities)
     best = {"best_epoch": 3, "epochs_run": 5, "val": {"accuracy": 0.75, "loss": 0.5}}
     params = params or load_params(REPO / "params.yaml")
-    return report_markdown(params, class_names, results, counts, labels, 3, "fine_tuned", best)
+    return report_markdown(params, class_names, results, counts, correct, labels, 3, "fine_tuned", best)
 
 
 def table_after(report: str, heading: str) -> list[str]:
@@ -410,7 +419,7 @@ def test_report_shows_the_books_columns_for_dogs_vs_cats():
     header, rule, *rows = table_after(report, "# Dogs vs. Cats")
     assert cells(header) == [
         "model",
-        "accuracy",
+        "accuracy (95% interval)",
         "loss",
         "AUC",
         "precision (dog)",
@@ -423,7 +432,8 @@ def test_report_shows_the_books_columns_for_dogs_vs_cats():
     ]
     assert [cells(row)[0] for row in rows] == list(MODEL_STAGES)
     fine_tuned = cells(rows[-1])
-    assert fine_tuned[1:3] == ["0.625", f"{binary_metrics(LABELS, P_DOG)['loss']:.3f}"]
+    # 5 of 8 right: Wilson's 95% interval 0.306 to 0.863
+    assert fine_tuned[1:3] == ["0.625 (0.306-0.863)", f"{binary_metrics(LABELS, P_DOG)['loss']:.3f}"]
     assert fine_tuned[-2:] == ["0.970", "0.985"]
     assert BOOK_NOTE in report
     assert "8 test images (4 cat, 4 dog)" in report
@@ -584,9 +594,23 @@ def test_the_stage_writes_its_outputs(class_names, tmp_path, monkeypatch):
     assert [row["actual"] for row in rows] == [class_names[label] for label in labels]
     assert {row["predicted"] for row in rows} <= set(class_names)
     assert all(1 / len(class_names) <= float(row["probability"]) <= 1 for row in rows)  # the predicted class's
-    for metrics in results.values():
-        assert set(metrics) == expected_keys
-        assert metrics["accuracy"] == pytest.approx(np.mean([row["actual"] == row["predicted"] for row in rows]))
+    right = sum(row["actual"] == row["predicted"] for row in rows)
+    for metrics in results.values():  # one tiny model saved under every name: the same predictions
+        assert set(metrics) == expected_keys | {"accuracy_low", "accuracy_high", "test_images"}
+        assert list(metrics)[:3] == ["accuracy", "accuracy_low", "accuracy_high"]
+        assert metrics["accuracy"] == pytest.approx(right / 9)
+        assert (metrics["accuracy_low"], metrics["accuracy_high"]) == pytest.approx(wilson_interval(right, 9))
+        assert metrics["test_images"] == 9
+    headline = json.loads(Path("metrics/headline.json").read_text())
+    best = results["feature_extraction"]
+    assert headline == {
+        "best_model": "feature_extraction",
+        "accuracy": best["accuracy"],
+        "accuracy_low": best["accuracy_low"],
+        "accuracy_high": best["accuracy_high"],
+        "val_accuracy": 0.9,
+        "test_images": 9,
+    }
     with open("metrics/evaluate/roc/fine_tuned.csv", newline="") as file:  # micro-averaged for 3 classes
         points = [(float(row["fpr"]), float(row["tpr"])) for row in csv.DictReader(file)]
     assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)
@@ -598,6 +622,10 @@ def test_the_stage_writes_its_outputs(class_names, tmp_path, monkeypatch):
     assert "## Most confused (feature_extraction)" in report and "### feature_extraction" in report
     assert "Best on the validation split: **feature_extraction** (val accuracy 0.9000, epoch 2 of 4 run)" in report
     assert "[Grad-CAM heatmaps](explain/gradcam.png)" in report
+    assert f"| fine_tuned | {interval_text(right, 9)} |" in report
+    header, _, *rows = table_after(report, "## Is the difference real?")
+    assert [cells(row)[0] for row in rows] == [name for name in MODEL_STAGES if name != "feature_extraction"]
+    assert all(cells(row)[3:] == ["0", "0", "1.000", "not distinguishable on these 9 images"] for row in rows)
 
 
 def test_a_model_that_models_skipped_is_left_out_and_not_chosen(tmp_path, monkeypatch):
