@@ -2,7 +2,8 @@
 
 Writes data/features/<split>_features.npy (float32, e.g. (N, 4, 4, 512) for VGG16 at
 150x150) and <split>_labels.npy. Only the base, its preprocessing and the image size
-matter here, so changing training params downstream never reruns this stage.
+matter here (and, for augmented views, augmentation.* and seed), so changing the training
+stages' own params never reruns this stage.
 
 With `extract_features.views: k` above 1, the training split gets k views of each image:
 the plain one and k-1 through the augmentation layer the training stages use (augmentation.*,
