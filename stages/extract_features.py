@@ -2,7 +2,13 @@
 
 Writes data/features/<split>_features.npy (float32, e.g. (N, 4, 4, 512) for VGG16 at
 150x150) and <split>_labels.npy. Only the base, its preprocessing and the image size
-matter here, so changing training params downstream never reruns this stage.
+matter here (and, for augmented views, augmentation.* and seed), so changing the training
+stages' own params never reruns this stage.
+
+With `extract_features.views: k` above 1, the training split gets k views of each image:
+the plain one and k-1 through the augmentation layer the training stages use (augmentation.*,
+seeded from `seed` and the view), k x N rows, view-major (rows v*N .. (v+1)*N - 1 are view v),
+and its labels repeated k times to match; validation and test keep the plain images only.
 """
 
 import numpy as np
@@ -12,9 +18,18 @@ from classifier.core.layout import BASE_MODEL, FEATURES_DIR, SPLITS
 from classifier.core.params import load_params
 from classifier.intake.prepared import load_prepared
 from classifier.models.assembly import feature_extractor
+from classifier.models.augmentation import augmented_views
 from classifier.models.prediction import predict_to_file
 from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model
+
+PLAIN = (None,)  # one view: the images as they are
+
+
+def train_views(params) -> tuple:
+    """The plain view, then views - 1 augmented ones (augmentation and seed are read only then)."""
+    views = params.extract_features.views
+    return PLAIN if views == 1 else (*PLAIN, *augmented_views(params.augmentation, params.seed, views - 1))
 
 
 def main() -> None:
@@ -24,9 +39,12 @@ def main() -> None:
     FEATURES_DIR.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         images, labels = load_prepared(split)
-        predict_to_file(extractor, images, params.extract_features.batch_size, FEATURES_DIR / f"{split}_features.npy")
-        np.save(FEATURES_DIR / f"{split}_labels.npy", labels)
-        print(f"extract_features: {split}: {len(images)} images -> features {extractor.output_shape[1:]}")
+        views = train_views(params) if split == "train" else PLAIN
+        out = FEATURES_DIR / f"{split}_features.npy"
+        predict_to_file(extractor, images, params.extract_features.batch_size, out, views)
+        np.save(FEATURES_DIR / f"{split}_labels.npy", np.tile(labels, len(views)))
+        shown = f" x {len(views)} views" if len(views) > 1 else ""
+        print(f"extract_features: {split}: {len(images)} images{shown} -> features {extractor.output_shape[1:]}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ MAX_FILTERS = 64  # per layer: the book's 8x8 grid (600 would draw a 95 MB pictu
 MAX_FILTER_STEPS = 500  # the book takes 40 gradient-ascent steps
 MAX_FILTER_SIZE = 256  # the book's are 150 and 200 pixels; a layer's filters ascend in one batch
 MAX_GRADCAM_PER_CLASS = 10  # times the first 8 classes: 40 rows of heatmaps
+MAX_VIEWS = 32  # extract_features' views of each training image: the training features grow by as much
 
 
 def _number(value):
@@ -165,6 +166,12 @@ class BatchParams(Section):
     batch_size: BatchSize
 
 
+class ExtractParams(BatchParams):
+    views: StrictInt = Field(
+        ge=1, le=MAX_VIEWS, description="views of each training image: the plain one, then augmented ones"
+    )
+
+
 Patience = Annotated[
     StrictInt | None,
     Field(ge=1, le=MAX_EPOCHS, description="null: every epoch; n: stop after n epochs without a lower val loss"),
@@ -248,7 +255,7 @@ class Params(Section):
     augmentation: AugmentationParams
     head: HeadParams
     training: RunParams
-    extract_features: BatchParams
+    extract_features: ExtractParams
     train_classifier: TrainingParams
     train_frozen: TrainingParams
     fine_tune: FineTuneParams

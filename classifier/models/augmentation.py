@@ -3,13 +3,16 @@
 Saved models never hold it (`with_augmentation` puts it in front of the model that is
 trained, and the model behind it is what is saved), so they load with plain Keras.
 It is registered all the same, so that a model holding it can be saved and loaded in tests.
+`augmented_views` applies it to pixel arrays, for the augmented views extract_features caches.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import layers
 
 from classifier.core.schema import AugmentationParams
@@ -105,3 +108,20 @@ def with_augmentation(model: keras.Model, augment: keras.layers.Layer) -> keras.
     weights) is what is saved, so saved models hold no training-time layer."""
     pixels = keras.Input(shape=model.input_shape[1:], name="pixels")
     return keras.Model(pixels, model(augment(pixels)), name=f"{model.name}_augmented")
+
+
+def view_seed(seed: int, view: int) -> int:
+    """Each view's own 32-bit seed, drawn from (seed, view): no two views share a random stream."""
+    return int(np.random.SeedSequence([seed, view]).generate_state(1)[0])
+
+
+def augmented_views(params: AugmentationParams, seed: int, count: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """`count` augmentations of batches of pixels (arrays in, arrays out), views 1..count: the layer the
+    training stages use, always in training mode, seeded from (seed, view). The same batches in the same
+    order get the same views on every run."""
+
+    def view(number: int) -> Callable[[np.ndarray], np.ndarray]:
+        layer = augmentation(params, view_seed(seed, number))
+        return lambda pixels: keras.ops.convert_to_numpy(layer(pixels, training=True))
+
+    return [view(number) for number in range(1, count + 1)]

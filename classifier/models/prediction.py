@@ -3,6 +3,7 @@ and reading its output as class probabilities."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -14,33 +15,42 @@ from classifier.intake.prepared import release
 from classifier.models.heads import class_count, class_probabilities
 from classifier.models.saving import saved_class_names
 
+View = Callable[[np.ndarray], np.ndarray] | None  # a batch of pixels -> the pixels the model sees; None: as they are
 
-def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
+
+def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int, view: View = None):
     """(start row, model output) for each batch of images; only a batch is read at a time (memory maps).
     The last of several batches is padded to the same shape: another shape would trace the predict
-    function again, and TensorFlow warns when several models in a row each do that."""
+    function again, and TensorFlow warns when several models in a row each do that. `view`, when
+    given, turns each (padded) batch of pixels into the one the model sees (an augmentation)."""
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype(np.float32)
         short = batch_size - len(batch) if start else 0
         if short:
             batch = np.concatenate([batch, np.zeros((short, *batch.shape[1:]), np.float32)])
-        output = model.predict_on_batch(batch)
+        output = model.predict_on_batch(batch if view is None else view(batch))
         yield start, output[: len(output) - short]
 
 
 RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages
 
 
-def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path) -> None:
+def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path, views: Sequence[View] = (None,)) -> None:
     """Stream the model's outputs (features) batch by batch into a memory-mapped .npy file; resident memory
-    stays bounded by RELEASE_EVERY images, whatever the size of the split."""
-    shape = (len(images), *extractor.output_shape[1:])
+    stays bounded by RELEASE_EVERY images, whatever the size of the split.
+
+    With several `views` (None: the images as they are), the file holds len(views) x N rows, view-major:
+    rows v*N .. (v+1)*N - 1 are view v of images 0 .. N-1, so the first N rows are the plain features."""
+    count = len(images)
+    shape = (len(views) * count, *extractor.output_shape[1:])
     features = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=shape)
-    for start, output in predict_batches(extractor, images, batch_size):
-        features[start : start + len(output)] = output
-        if (start + len(output)) // RELEASE_EVERY > start // RELEASE_EVERY:
-            release(features)
-            release(images)
+    for index, view in enumerate(views):
+        for start, output in predict_batches(extractor, images, batch_size, view):
+            row = index * count + start
+            features[row : row + len(output)] = output
+            if (row + len(output)) // RELEASE_EVERY > row // RELEASE_EVERY:
+                release(features)
+                release(images)
     features.flush()
 
 

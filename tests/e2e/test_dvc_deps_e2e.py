@@ -3,11 +3,11 @@ exactly what it reads, writes and uses.
 
 The session's tiny pipeline runs every stage with tests/observe on PYTHONPATH, whose audit hook
 logs each file a stage process opens, lists, creates, renames or removes in the repository, each
-params key it reads, and the repository's modules it imported. Two more runs take the branches the
+params key it reads, and the repository's modules it imported. Three more runs take the branches the
 tiny params do not: a .keras base from bases/ with `base.fine_tune_from: null` (load_base,
-fine_tune), and the export of a model trained from scratch. Then, per stage: the modules imported
-are the code deps; nothing read is undeclared and each declared data dep is read; nothing is
-written outside the outs; the params keys read are the declared ones.
+fine_tune), the export of a model trained from scratch, and augmented feature views (extract_features).
+Then, per stage: the modules imported are the code deps; nothing read is undeclared and each declared
+data dep is read; nothing is written outside the outs; the params keys read are the declared ones.
 
 What the hook cannot see or the stages rightly leave undeclared is listed below, each with its reason.
 """
@@ -74,6 +74,7 @@ VARIANTS = {
         ["load_base", "fine_tune"],
     ),
     "a model from scratch exported": ({("export", "model"): "scratch"}, ["export"]),
+    "augmented feature views": ({("extract_features", "views"): 2}, ["extract_features"]),
 }
 
 
@@ -315,3 +316,5 @@ def test_what_the_observation_sees(runs):
     assert BASE_FILE in based["load_base"].of("read") and "base.output_layer" in based["load_base"].params
     assert "base.name" in based["fine_tune"].params
     assert "train_scratch.learning_rate" in runs[2].stages["export"].params
+    assert "augmentation.zoom" not in first["extract_features"].params  # one view: the plain images only
+    assert {"augmentation.zoom", "seed", "extract_features.views"} <= runs[3].stages["extract_features"].params
