@@ -15,12 +15,16 @@ from classifier.models.heads import class_count, class_probabilities
 from classifier.models.saving import saved_class_names
 
 
-def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int):
-    """(start row, model output) for each batch of images; only a batch is read at a time (memory maps).
+def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int, mirrored: bool = False):
+    """(start row, model output) for each batch of images (`mirrored`: of each image flipped left to right);
+    only a batch is read at a time (memory maps).
     The last of several batches is padded to the same shape: another shape would trace the predict
     function again, and TensorFlow warns when several models in a row each do that."""
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype(np.float32)
+        if mirrored:
+            # (N, height, width, channels): the width reversed; copied, as torch takes no negative strides
+            batch = np.ascontiguousarray(batch[:, :, ::-1])
         short = batch_size - len(batch) if start else 0
         if short:
             batch = np.concatenate([batch, np.zeros((short, *batch.shape[1:]), np.float32)])
@@ -44,10 +48,18 @@ def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path) ->
     features.flush()
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """(N, classes) probabilities, rows summing to 1, for a classifier made by this project."""
-    batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size)]
-    return np.concatenate(batches) if batches else np.zeros((0, class_count(model)), np.float32)
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
+    """(N, classes) probabilities, rows summing to 1, for a classifier made by this project.
+
+    With `tta` (test-time augmentation), each image's are the mean of its own and its mirror image's: for
+    pictures whose mirror image shows the same class (photographs of animals, flowers, objects; not text).
+    """
+    views = (False, True) if tta else (False,)
+    probabilities = []
+    for mirrored in views:
+        batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size, mirrored)]
+        probabilities.append(np.concatenate(batches) if batches else np.zeros((0, class_count(model)), np.float32))
+    return np.mean(probabilities, axis=0, dtype=np.float32) if tta else probabilities[0]
 
 
 def class_names_of(model: keras.Model, path: Path) -> list[str]:
