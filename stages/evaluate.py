@@ -79,7 +79,7 @@ def main() -> None:
     for name in trained:  # the models `models` chose; the others' files are placeholders
         model = load_model(model_path(name))
         check_trained_on(model, model_path(name), class_names)
-        probabilities = predict_probabilities(model, images, settings.batch_size)
+        probabilities = predict_probabilities(model, images, settings.batch_size, tta=settings.tta)
         results[name] = classification_metrics(labels, probabilities, settings.top_k)
         predicted = predicted_classes(probabilities)
         counts[name] = confusion(labels, predicted, len(class_names))

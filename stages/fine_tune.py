@@ -10,12 +10,11 @@ from classifier.core.cli import run_stage
 from classifier.core.layout import model_path
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
-from classifier.models.assembly import compile_model
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.bases import fine_tune_layer
 from classifier.models.graph import nested_base, unfreeze_from
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import fit_stage, model_scope, prepared_splits, skipped
+from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, skipped
 
 STAGE = "fine_tune"
 
@@ -34,7 +33,7 @@ def main() -> None:
         unfreeze_from(nested_base(model), layer)
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
         # compiled after unfreezing: trainability changes take effect only then
-        compile_model(trained, params.lr, params.training.jit_compile)
+        compile_stage(trained, params.lr, settings, params, train)
     fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
     save_model(model, model_path("fine_tuned"), class_names)
 

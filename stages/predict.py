@@ -1,11 +1,13 @@
 """Classify your own images with a trained model (not a pipeline stage).
 
-    python -m stages.predict IMAGE_OR_FOLDER [...] [--model best] [--csv] [--top K]
+    python -m stages.predict IMAGE_OR_FOLDER [...] [--model best] [--csv] [--top K] [--tta]
     python path/to/repository/stages/predict.py IMAGE_OR_FOLDER [...]   # from any directory
 
 Prints `path, label, probability` per image: the most likely class and its probability;
 `--top K` adds the next most likely classes; `--csv` prints `path,label` and one probability
-column per class (a field that would start a spreadsheet formula starts with an apostrophe).
+column per class (a field that would start a spreadsheet formula starts with an apostrophe);
+`--tta` averages each image's probabilities with its mirror image's (test-time augmentation, as
+`evaluate.tta`; off by default: a model file does not say how it was evaluated), and says so on stderr.
 Class names come from the model file; one with a control character is printed quoted (as
 Python's repr). Any format PIL opens, decoded as `prepare` decodes the training images (turned
 upright as its EXIF orientation says, resized to the model's input); an image of more than
@@ -66,6 +68,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--csv", action="store_true", help="print CSV: path, label, one probability column per class")
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most likely classes (default 1)")
     parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each image's probabilities with its mirror image's (default: off)",
+    )
+    parser.add_argument(
         "--max-pixels",
         type=int,
         default=DEFAULT_MAX_PIXELS,
@@ -111,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
 
     readable, pixels, undecodable = decoded_images(files, size, args.max_pixels)
     failures = len(problems) + undecodable
-    probabilities = predict_probabilities(model, pixels, BATCH_SIZE) if pixels is not None else []
+    if args.tta:  # stderr: stdout stays the table
+        print("predict: test-time augmentation: each image's probabilities averaged with its mirror's", file=sys.stderr)
+    probabilities = predict_probabilities(model, pixels, BATCH_SIZE, tta=args.tta) if pixels is not None else []
 
     writer = CsvWriter(sys.stdout) if args.csv else None
     if writer:

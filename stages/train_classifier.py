@@ -11,11 +11,11 @@ from classifier.core.cli import run_stage
 from classifier.core.layout import BASE_MODEL, FEATURES_DIR, model_path
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
-from classifier.models.assembly import compile_model, with_classifier
+from classifier.models.assembly import with_classifier
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import fit_stage, model_scope, skipped
+from classifier.models.training import compile_stage, fit_stage, model_scope, skipped
 
 STAGE = "train_classifier"
 
@@ -33,7 +33,7 @@ def main() -> None:
     train, validation = load_features("train"), load_features("validation")
     with model_scope(params.training, params.seed):
         classifier = dense_classifier(train[0].shape[1:], params.head, len(class_names))
-        compile_model(classifier, settings.learning_rate, params.training.jit_compile)
+        compile_stage(classifier, settings.learning_rate, settings, params, train)
     fit_stage(classifier, STAGE, train, validation, settings, params, len(class_names))
     model = with_classifier(load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base))
     save_model(model, model_path("feature_extraction"), class_names)

@@ -8,13 +8,13 @@ from classifier.core.cli import run_stage
 from classifier.core.layout import BASE_MODEL, model_path
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
-from classifier.models.assembly import compile_model, feature_map_shape, with_classifier
+from classifier.models.assembly import feature_map_shape, with_classifier
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.graph import freeze
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model, save_model
-from classifier.models.training import fit_stage, model_scope, prepared_splits, skipped
+from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, skipped
 
 STAGE = "train_frozen"
 
@@ -41,7 +41,7 @@ def main() -> None:
     with model_scope(params.training, params.seed):
         model = build(params, load_model(BASE_MODEL), len(class_names))
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
-        compile_model(trained, settings.learning_rate, params.training.jit_compile)
+        compile_stage(trained, settings.learning_rate, settings, params, train)
     fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
     save_model(model, model_path("frozen_augmented"), class_names)
 

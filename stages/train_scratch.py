@@ -11,10 +11,10 @@ from classifier.core.cli import run_stage
 from classifier.core.layout import model_path
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
-from classifier.models.assembly import compile_model, small_convnet
+from classifier.models.assembly import small_convnet
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.saving import save_model
-from classifier.models.training import fit_stage, model_scope, prepared_splits, skipped
+from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, skipped
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     with model_scope(params.training, params.seed):
         model = small_convnet(params.data.image_size, settings.dropout, len(class_names))
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed)) if augmented else model
-        compile_model(trained, settings.learning_rate, params.training.jit_compile)
+        compile_stage(trained, settings.learning_rate, settings, params, train)
     fit_stage(trained, stage, train, validation, settings, params, len(class_names))
     save_model(model, model_path(model_name), class_names)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from classifier.core.backend import backend_problem
 from classifier.core.catalog import EXPORT_CONVERTERS, KERAS_BASES
 from classifier.core.cli import StageError
-from classifier.core.layout import BASES_DIR, SPLITS, WRITTEN
+from classifier.core.layout import BASES_DIR, MODEL_STAGES, SPLITS, WRITTEN
 from classifier.core.schema import Params
 
 
@@ -187,6 +187,33 @@ def chosen_models_can_be_made(params: Params) -> None:
             )
 
 
+def optimizer_settings_agree(params: Params) -> None:
+    """Weight decay is AdamW's (Keras would decay with any optimizer, but `adam` then is AdamW under
+    another name, and RMSprop with decoupled decay is no published recipe); warm-up belongs to the
+    cosine schedule and leaves it epochs to decay over in every stage that trains."""
+    optimizer = params.optimizer
+    if optimizer.weight_decay > 0 and optimizer.name != "adamw":
+        raise ParamsError(
+            f"params.yaml: optimizer.weight_decay is {optimizer.weight_decay:g} but optimizer.name is "
+            f"{optimizer.name}: decoupled weight decay is AdamW's; set optimizer.name: adamw, or "
+            f"optimizer.weight_decay: 0"
+        )
+    if optimizer.warmup_epochs and optimizer.schedule != "cosine":
+        raise ParamsError(
+            f"params.yaml: optimizer.warmup_epochs is {optimizer.warmup_epochs} but optimizer.schedule is "
+            f"{optimizer.schedule}: warm-up is part of the cosine schedule; set optimizer.schedule: cosine, or "
+            f"optimizer.warmup_epochs: 0"
+        )
+    for model, stage in MODEL_STAGES.items():
+        epochs = getattr(params, stage).epochs
+        if getattr(params.models, model) and optimizer.warmup_epochs >= epochs:
+            raise ParamsError(
+                f"params.yaml: optimizer.warmup_epochs {optimizer.warmup_epochs} leaves {stage} ({stage}.epochs: "
+                f"{epochs}) no epoch to decay over; lower optimizer.warmup_epochs below {epochs}, or raise "
+                f"{stage}.epochs"
+            )
+
+
 RULES = (
     raw_dir_is_not_written,
     split_kinds_agree,
@@ -199,6 +226,7 @@ RULES = (
     base_files_are_in_bases,
     export_converters_are_installed,
     chosen_models_can_be_made,
+    optimizer_settings_agree,
 )
 
 

@@ -206,6 +206,19 @@ class RunParams(Section):
     mixed_precision: StrictBool
     jit_compile: StrictBool
     class_weight: Literal["balanced"] | None  # balanced: weigh each class by 1 / its share of the training images
+    # the share of each one-hot target spread evenly over the classes (Szegedy et al. 2016; 0.1 is usual): at
+    # most half, so that the right class keeps most of it
+    label_smoothing: Annotated[Number, Field(ge=0, le=0.5)]
+
+
+class OptimizerParams(Section):
+    """The optimizer and learning-rate schedule of every training stage (section `optimizer`); each stage's own
+    learning rate (fine_tune's: `lr`) is the peak. The book's: RMSprop at a constant rate."""
+
+    name: Literal["rmsprop", "adam", "adamw"]
+    weight_decay: Annotated[Number, Field(ge=0, le=1, description="AdamW's decoupled weight decay")]
+    schedule: Literal["constant", "cosine"]
+    warmup_epochs: StrictInt = Field(ge=0, le=MAX_EPOCHS, description="cosine: epochs of linear warm-up from 0")
 
 
 class EvaluateParams(Section):
@@ -214,6 +227,7 @@ class EvaluateParams(Section):
         ge=1, le=MAX_TOP_K, description="top-k accuracy is reported when k is below the number of classes"
     )
     gallery_size: StrictInt = Field(ge=1, le=MAX_GALLERY, description="how many of the worst mistakes to show")
+    tta: StrictBool  # test-time augmentation: each image's probabilities averaged with its mirror image's
 
 
 class ExplainParams(Section):
@@ -255,6 +269,7 @@ class Params(Section):
     augmentation: AugmentationParams
     head: HeadParams
     training: RunParams
+    optimizer: OptimizerParams
     extract_features: ExtractParams
     train_classifier: TrainingParams
     train_frozen: TrainingParams

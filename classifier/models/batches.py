@@ -29,9 +29,10 @@ class ArrayBatches(keras.utils.PyDataset):
     own epoch hooks a varying number of times, and after its read-ahead threads started).
     """
 
-    def __init__(self, images, labels, batch_size: int, seed: int | None = None):
+    def __init__(self, images, labels, batch_size: int, seed: int | None = None, one_hot: int | None = None):
         super().__init__(workers=READ_AHEAD_THREADS, use_multiprocessing=False, max_queue_size=READ_AHEAD_BATCHES)
         self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
+        self.one_hot = one_hot  # a number of classes: labels as one-hot rows (a loss with label smoothing)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -44,7 +45,10 @@ class ArrayBatches(keras.utils.PyDataset):
         rows = np.sort(order[index * self.batch_size : (index + 1) * self.batch_size])  # sorted: a sequential read
         if index % RELEASE_EVERY == RELEASE_EVERY - 1:
             release(self.images)  # resident memory bounded by batches, not by the split
-        return self.images[rows].astype(np.float32), self.labels[rows].astype(np.float32)
+        labels = self.labels[rows]
+        if self.one_hot:
+            return self.images[rows].astype(np.float32), np.eye(self.one_hot, dtype=np.float32)[labels.astype(np.int64)]
+        return self.images[rows].astype(np.float32), labels.astype(np.float32)
 
     def on_epoch_end(self) -> None:
         release(self.images)

@@ -32,6 +32,11 @@ def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int, vie
         yield start, output[: len(output) - short]
 
 
+def mirrored(batch: np.ndarray) -> np.ndarray:
+    """(N, height, width, channels), each image flipped left to right; copied, as torch takes no negative strides."""
+    return np.ascontiguousarray(batch[:, :, ::-1])
+
+
 RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages
 
 
@@ -54,10 +59,17 @@ def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path, vi
     features.flush()
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """(N, classes) probabilities, rows summing to 1, for a classifier made by this project."""
-    batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size)]
-    return np.concatenate(batches) if batches else np.zeros((0, class_count(model)), np.float32)
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:
+    """(N, classes) probabilities, rows summing to 1, for a classifier made by this project.
+
+    With `tta` (test-time augmentation), each image's are the mean of its own and its mirror image's: for
+    pictures whose mirror image shows the same class (photographs of animals, flowers, objects; not text).
+    """
+    probabilities = []
+    for view in (None, mirrored) if tta else (None,):
+        batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size, view)]
+        probabilities.append(np.concatenate(batches) if batches else np.zeros((0, class_count(model)), np.float32))
+    return np.mean(probabilities, axis=0, dtype=np.float32) if tta else probabilities[0]
 
 
 def class_names_of(model: keras.Model, path: Path) -> list[str]:

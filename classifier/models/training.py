@@ -20,6 +20,7 @@ from classifier.core.cli import StageError
 from classifier.core.layout import MODEL_STAGES, model_path, stage_metrics_dir, training_summary
 from classifier.core.schema import RunParams
 from classifier.intake.prepared import load_prepared
+from classifier.models.assembly import compile_model, one_hot_classes
 from classifier.models.batches import ArrayBatches
 from classifier.models.checkpoints import Checkpoint, fingerprint, only_run
 from classifier.models.saving import write_placeholder
@@ -205,10 +206,11 @@ def fit(
             print(f"{stage}: resuming after epoch {first_epoch}/{epochs} from {checkpoint.folder}")
         started = time.perf_counter()
         if first_epoch < epochs and not log.learning_stopped:
-            batches = ArrayBatches(*train, batch_size, seed=seed)
+            classes = one_hot_classes(model)
+            batches = ArrayBatches(*train, batch_size, seed=seed, one_hot=classes)
             model.fit(
                 batches,
-                validation_data=ArrayBatches(*validation, batch_size),
+                validation_data=ArrayBatches(*validation, batch_size, one_hot=classes),
                 epochs=epochs,
                 initial_epoch=first_epoch,
                 callbacks=[batches.follow_epochs(), log],
@@ -262,4 +264,19 @@ def fit_stage(model: keras.Model, stage: str, train: Arrays, validation: Arrays,
         resume=params.training.resume,
         patience=settings.patience,
         class_weight=class_weights(params.training.class_weight, train[1], num_classes),
+    )
+
+
+def compile_stage(model: keras.Model, learning_rate: float, settings, params, train: Arrays) -> None:
+    """compile_model as a training stage runs it: the `optimizer` section, `training.label_smoothing` and
+    `training.jit_compile`; a schedule spans the stage's `epochs` of as many steps as ArrayBatches
+    makes of `train` in batches of its `batch_size`."""
+    compile_model(
+        model,
+        learning_rate,
+        params.training.jit_compile,
+        optimizer=params.optimizer,
+        label_smoothing=params.training.label_smoothing,
+        epochs=settings.epochs,
+        steps_per_epoch=math.ceil(len(train[1]) / settings.batch_size),
     )
