@@ -176,13 +176,14 @@ def test_the_report_keeps_each_name_one_cell_of_plain_text():
         update={"data": params.data.model_copy(update={"classes": NAMES, "class_groups": groups})}
     )
     best = {"best_epoch": 1, "epochs_run": 2, "val": {"accuracy": 0.5, "loss": 1.0}}
-    report = report_markdown(params, NAMES, results, counts, labels, 16, "fine_tuned", best)
+    correct = {name: predicted_classes(probabilities) == labels for name in MODEL_STAGES}
+    report = report_markdown(params, NAMES, results, counts, correct, labels, 16, "fine_tuned", best)
 
     page = check_markdown(report)
-    per_class, every_model = page.tables[1], page.tables[2]
+    per_class, every_model = page.tables[2], page.tables[3]  # after the test table and the paired comparisons
     assert [row[0] for row in per_class[1:]] == NAMES
     assert [row[0] for row in every_model[1:]] == NAMES
-    assert {tuple(row[:2]) for row in page.tables[3][1:]} <= {(a, b) for a in NAMES for b in NAMES}
+    assert {tuple(row[:2]) for row in page.tables[4][1:]} <= {(a, b) for a in NAMES for b in NAMES}
     text = "".join(page.text)
     assert f"classes: {', '.join(NAMES)}" in text
     assert "<b>group|1</b>: " + ", ".join(NAMES[:4]) in text
