@@ -64,7 +64,7 @@ def main() -> None:
     if all_bad:
         print(
             f"prepare: warning: skipped {len(all_bad)} images that cannot be decoded (data.on_bad_image: skip), "
-            f"per class: {skipped_per_class(all_bad, class_names)}; listed in {PREPARED_DIR}/skipped.csv"
+            f"per class: {skipped_per_class(report, class_names)}; listed in {PREPARED_DIR}/skipped.csv"
         )
     print(f"prepare: {len(manifest)} images at {size}x{size} into {PREPARED_DIR}/")
 

@@ -4,7 +4,7 @@ whether it means anything (McNemar's exact test), with each accuracy's 95% inter
 
     python tools/paired.py                          # HEAD against the workspace, as `dvc metrics diff`
     python tools/paired.py main my-branch           # two git revisions: branches, tags, commits
-    python tools/paired.py demo mural-loss          # two DVC experiments (`dvc exp show` names them)
+    python tools/paired.py my-exp my-exp-tta        # two DVC experiments (`dvc exp show` names them)
     python tools/paired.py main workspace --model fine_tuned
 
 Each run's model (default `best`: the one its metrics/evaluate.json names) is read from its

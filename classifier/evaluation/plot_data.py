@@ -13,17 +13,14 @@ import numpy as np
 
 from classifier.core.layout import EVALUATION_DIR
 from classifier.evaluation.metrics import roc_curve
-from classifier.intake.names import CsvWriter, plot_text
+from classifier.intake.names import plot_text, write_csv_file
 
 ROC_POINTS = 1000  # plenty for a smooth curve; 5,000 test images of 10 classes make 50,000 decisions
 
 
 def write_rows(path: Path, header, rows) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
-        writer = CsvWriter(file)
-        writer.writerow(header)
-        writer.writerows([plot_text(field) for field in row] for row in rows)
+    write_csv_file(path, header, ([plot_text(field) for field in row] for row in rows))
 
 
 def write_predictions(name: str, paths, labels, predicted, probabilities, class_names) -> None:

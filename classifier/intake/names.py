@@ -79,6 +79,14 @@ class CsvWriter:
             self.writerow(row)
 
 
+def write_csv_file(path, header: Iterable, rows: Iterable[Iterable]) -> None:
+    """A CSV file of the project's: the header, then the rows, each field through csv_cell."""
+    with open(path, "w", newline="") as file:
+        writer = CsvWriter(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
 def csv_dict_rows(file: TextIO) -> Iterator[dict[str, str]]:
     """csv.DictReader's rows of a file CsvWriter wrote, each field as it was before csv_cell."""
     for row in csv.DictReader(file):

@@ -16,7 +16,7 @@ import numpy as np
 from classifier.core.cli import StageError
 from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.intake.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
-from classifier.intake.names import CsvWriter, csv_dict_rows
+from classifier.intake.names import csv_dict_rows, write_csv_file
 from classifier.intake.prepared import prepared_paths
 
 CHUNK = 16  # images per task given to a worker process
@@ -109,14 +109,15 @@ def emptied_classes(rows: dict[str, list[dict]], bad: list[dict], class_names: l
     ]
 
 
-def skipped_per_class(bad: list[dict], class_names: list[str]) -> str:
-    """`cat 2 (train 1, validation 1), dog 1 (test 1)`: the images skipped, per class and split."""
-    lost = Counter((row["label"], row["split"]) for row in bad)
+def skipped_per_class(report: dict, class_names: list[str]) -> str:
+    """`cat 2 (train 1, validation 1), dog 1 (test 1)`: the images skipped, per class and split, as
+    prepare_splits counted them in its report."""
+    lost = {split: report[split].get("skipped_by_class", {}) for split in SPLITS}
     parts = []
     for name in class_names:
-        splits = [f"{split} {lost[name, split]}" for split in SPLITS if lost[name, split]]
+        splits = [f"{split} {lost[split][name]}" for split in SPLITS if lost[split].get(name)]
         if splits:
-            parts.append(f"{name} {sum(lost[name, split] for split in SPLITS)} ({', '.join(splits)})")
+            parts.append(f"{name} {sum(lost[split].get(name, 0) for split in SPLITS)} ({', '.join(splits)})")
     return ", ".join(parts)
 
 
@@ -136,7 +137,4 @@ def keep_rows(path, rows: list[int]) -> None:
 def write_csv(path, columns, rows) -> None:
     """`columns` of each row (a dict); a class, path or error that would start a spreadsheet formula starts with an
     apostrophe, as in the split's manifest."""
-    with open(path, "w", newline="") as file:
-        writer = CsvWriter(file)
-        writer.writerow(columns)
-        writer.writerows([row.get(column, "") for column in columns] for row in rows)
+    write_csv_file(path, columns, ([row.get(column, "") for column in columns] for row in rows))

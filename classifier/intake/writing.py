@@ -19,12 +19,11 @@ from pathlib import Path
 
 from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.intake.collection import RawImage
-from classifier.intake.names import CsvWriter
+from classifier.intake.names import MAX_NAME_BYTES, write_csv_file
 from classifier.intake.raw_files import RawDataError
 from classifier.intake.split import Labels, unique_path
 
 MANIFEST_COLUMNS = ("split", "label", "class", "path", "source", "sha256")
-DEFAULT_NAME_MAX = 255  # bytes: ext4, XFS, APFS, NTFS (in UTF-16 units), where pathconf cannot say
 SHOWN_NAME = 60  # characters of a too long name shown in the message
 # Hidden folders beside data/split while it is replaced (by name, not listed: the stage reads nothing else in data/).
 NEW, OLD = SPLIT_DIR.with_name(f".{SPLIT_DIR.name}.new"), SPLIT_DIR.with_name(f".{SPLIT_DIR.name}.old")
@@ -59,8 +58,8 @@ def name_max() -> int:
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
     except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or the file system does not say
-        return DEFAULT_NAME_MAX
-    return limit if limit > 0 else DEFAULT_NAME_MAX
+        return MAX_NAME_BYTES
+    return limit if limit > 0 else MAX_NAME_BYTES
 
 
 def check_names_fit(planned: list[Planned], labels: Labels) -> None:
@@ -105,10 +104,7 @@ def write_split(planned: list[Planned]) -> None:
             _remove(left)
         NEW.mkdir(parents=True)
         rows = [_write(item) for item in planned]
-        with open(NEW / SPLIT_MANIFEST.relative_to(SPLIT_DIR), "w", newline="") as manifest:
-            writer = CsvWriter(manifest)  # a field that would start a spreadsheet formula is neutralised
-            writer.writerow(MANIFEST_COLUMNS)
-            writer.writerows(rows)
+        write_csv_file(NEW / SPLIT_MANIFEST.relative_to(SPLIT_DIR), MANIFEST_COLUMNS, rows)
     except OSError as err:
         _remove(NEW)
         raise RawDataError(
