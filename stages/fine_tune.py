@@ -1,8 +1,9 @@
 """Stage `fine_tune`: unfreeze the top of the base and train on at the low learning rate `lr`.
 
-Starts from models/frozen_augmented.keras (a trained head first, so large gradients
-from a random head never reach the pretrained layers), with the same augmentation in
-front. `base.fine_tune_from` and every later layer become trainable: for VGG16's default
+Starts from a trained model, so that large gradients from a random head never reach the
+pretrained layers: models/frozen_augmented.keras (the book), or with `fine_tune.start_from:
+feature_extraction` the head trained on cached features, which costs far less on a CPU; the
+same augmentation goes in front. `base.fine_tune_from` and every later layer become trainable: for VGG16's default
 `block5_conv1`, 10 weight tensors; for a .keras base with null, its last convolutional layer.
 """
 
@@ -27,7 +28,7 @@ def main() -> None:
     class_names = read_classes()
     train, validation = prepared_splits()
     with model_scope(params.training, params.seed):
-        model = load_model(model_path("frozen_augmented"))
+        model = load_model(model_path(settings.start_from))
         layer, why = fine_tune_layer(params.base, nested_base(model))
         print(f"{STAGE}: unfreezing from {layer!r}, {why}")
         unfreeze_from(nested_base(model), layer)

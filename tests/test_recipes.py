@@ -77,7 +77,8 @@ def test_a_bad_key_or_value_is_named_and_nothing_is_written(params_file, overrid
 
 
 def test_an_unknown_recipe_names_the_ones_there():
-    with pytest.raises(ParamsError, match=r"^no recipe 'lapto' in recipes/: choose one of book, demo, laptop"):
+    names = "book, cifar10, demo, dogs-vs-cats, flowers, laptop"
+    with pytest.raises(ParamsError, match=rf"^no recipe 'lapto' in recipes/: choose one of {names}"):
         recipe.load_recipe("lapto")
 
 

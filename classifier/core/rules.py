@@ -169,14 +169,15 @@ def export_converters_are_installed(params: Params) -> None:
 
 
 def chosen_models_can_be_made(params: Params) -> None:
-    """fine_tune starts from the frozen model; explain and export need a trained model."""
+    """fine_tune starts from a trained model (fine_tune.start_from); explain and export need a trained model."""
     chosen = [name for name, trained in params.models.model_dump().items() if trained]
     if not chosen:
         raise ParamsError("params.yaml: models: every model is false; set at least one true (the book: all five)")
-    if params.models.fine_tuned and not params.models.frozen_augmented:
+    start = params.fine_tune.start_from
+    if params.models.fine_tuned and not getattr(params.models, start):
         raise ParamsError(
-            "params.yaml: models.fine_tuned is true but models.frozen_augmented is false: fine_tune starts from "
-            "the frozen model; set models.frozen_augmented: true, or models.fine_tuned: false"
+            f"params.yaml: models.fine_tuned is true but models.{start} is false: fine_tune starts from it "
+            f"(fine_tune.start_from); set models.{start}: true, another start_from, or models.fine_tuned: false"
         )
     for section in ("explain", "export"):
         name = getattr(params, section).model

@@ -188,6 +188,7 @@ class TrainingParams(Section):
 class FineTuneParams(Section):
     """The learning rate is the top-level `lr`, so `dvc exp run -S lr=...` sweeps it."""
 
+    start_from: Literal["frozen_augmented", "feature_extraction"]
     epochs: Epochs
     patience: Patience
     batch_size: BatchSize

@@ -492,7 +492,7 @@ def test_the_book_trains_all_five_models():
         ),
         (
             [setter("models", "frozen_augmented", False)],
-            "params.yaml: models.fine_tuned is true but models.frozen_augmented is false: fine_tune starts from",
+            "params.yaml: models.fine_tuned is true but models.frozen_augmented is false: fine_tune starts from it",
         ),
         (
             [setter("models", "scratch", False), setter("export", "model", "scratch")],
