@@ -495,6 +495,16 @@ def test_the_book_trains_all_five_models():
             "params.yaml: models.fine_tuned is true but models.frozen_augmented is false: fine_tune starts from it",
         ),
         (
+            [setter("fine_tune", "start_from", "feature_extraction"), setter("models", "feature_extraction", False)],
+            "params.yaml: models.fine_tuned is true but models.feature_extraction is false: fine_tune starts from it "
+            "(fine_tune.start_from); set models.feature_extraction: true, another start_from, or "
+            "models.fine_tuned: false",
+        ),
+        (
+            [setter("fine_tune", "start_from", "scratch")],
+            "params.yaml: fine_tune.start_from must be one of frozen_augmented, feature_extraction; got 'scratch'",
+        ),
+        (
             [setter("models", "scratch", False), setter("export", "model", "scratch")],
             "params.yaml: export.model scratch is not trained (models.scratch: false): set export.model: best, or "
             "one of scratch_augmented, feature_extraction, frozen_augmented, fine_tuned",

@@ -349,14 +349,17 @@ def test_predict_tta_is_off_by_default_and_says_when_it_is_on(tmp_path, capsys):
 # --- BatchNormalization while fine-tuning -------------------------------------------------------------------
 
 
-def test_fine_tune_keeps_batchnorm_frozen_in_inference_mode_with_the_modern_recipe(tmp_path, monkeypatch):
-    """Stage fine_tune on a tiny workspace, with AdamW's weight decay, the cosine schedule and label smoothing:
-    its BatchNormalization layers are not trainable and their moving statistics, scale and offset do not
-    change, while the unfrozen convolution trains."""
+@pytest.mark.parametrize("start_from", ["frozen_augmented", "feature_extraction"])
+def test_fine_tune_keeps_batchnorm_frozen_in_inference_mode_with_the_modern_recipe(tmp_path, monkeypatch, start_from):
+    """Stage fine_tune on a tiny workspace, with AdamW's weight decay, the cosine schedule and label smoothing,
+    starting from the model fine_tune.start_from names (and only that file there): its BatchNormalization
+    layers are not trainable and their moving statistics, scale and offset do not change, while the
+    unfrozen convolution trains."""
     from stages import fine_tune
 
     monkeypatch.chdir(tmp_path)
     changes = {
+        "fine_tune.start_from": start_from,
         "optimizer.name": "adamw",
         "optimizer.weight_decay": 0.1,
         "optimizer.schedule": "cosine",
@@ -388,7 +391,7 @@ def test_fine_tune_keeps_batchnorm_frozen_in_inference_mode_with_the_modern_reci
         layer = base.get_layer(bn)
         layer.set_weights([np.full(4, 2.0), np.full(4, 0.5), np.full(4, 30.0), np.full(4, 900.0)])
     base.trainable = False
-    saving.save_model(frozen, Path("models/frozen_augmented.keras"), ["cat", "dog"])
+    saving.save_model(frozen, Path(f"models/{start_from}.keras"), ["cat", "dog"])
     compiled = []
     compile_model = training.compile_model
 
@@ -403,7 +406,7 @@ def test_fine_tune_keeps_batchnorm_frozen_in_inference_mode_with_the_modern_reci
     (trained,) = compiled
     assert type(trained.optimizer) is keras.optimizers.AdamW and int(trained.optimizer.iterations) == 2 * 2
     assert isinstance(trained.loss, keras.losses.BinaryCrossentropy)
-    before = graph.nested_base(saving.load_model(Path("models/frozen_augmented.keras")))
+    before = graph.nested_base(saving.load_model(Path(f"models/{start_from}.keras")))
     after = graph.nested_base(saving.load_model(Path("models/fine_tuned.keras")))
     for bn in ("early_bn", "top_bn"):
         assert after.get_layer(bn).trainable is False
