@@ -94,6 +94,11 @@ def main() -> None:
         offline = imagenet_weights_problem(params.base)
         if offline:
             raise ParamsError(offline)
+        if args.base == IMAGENET and params.base.is_file and not (ROOT / params.base.name).is_file():
+            raise ParamsError(
+                f"recipes/{args.recipe}.yaml names the base file {params.base.name}, which is not there: give it "
+                f"with BASE=path/to/{Path(params.base.name).name} (it is copied into {BASES_DIR}/)"
+            )
     except ParamsError as err:
         sys.exit(f"own: error: {err}")
     bring_base(args.base)  # only once every input is known to be good

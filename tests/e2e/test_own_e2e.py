@@ -98,6 +98,11 @@ def test_it_prints_the_results_the_split_warnings_and_the_next_commands_without_
         (["PHOTOS", "--base", "nope.keras"], "own: error: BASE=nope.keras: not a .keras file"),
         (["PHOTOS", "--recipe", "lapto"], "own: error: no recipe 'lapto' in recipes/: choose one of"),
         (["PHOTOS", "--recipe", "laptop"], "own: error: base.weights: imagenet, but the ImageNet"),  # offline
+        (
+            ["PHOTOS", "--recipe", "flowers"],  # a recipe naming a base file, no BASE=
+            "own: error: recipes/flowers.yaml names the base file bases/efficientnet_lite0_notop.keras, which is "
+            "not there: give it with BASE=path/to/efficientnet_lite0_notop.keras",
+        ),
     ],
 )
 def test_a_bad_input_is_one_line_before_anything_runs(own_run, arguments, message):
