@@ -164,6 +164,19 @@ def new_tiny_repo(path: Path) -> Repo:
     return make_repo(path, TINY_PARAMS, copy_kaggle_images)
 
 
+def batchnorm_base():
+    """A tiny convolutional base for the BatchNormalization tests: early_conv, early_bn, top_conv,
+    top_bn (4 filters each), 16 px in, a 12x12x4 feature map out."""
+    import keras  # here: most tests never build a model
+
+    pixels = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, name="early_conv")(pixels)
+    x = keras.layers.BatchNormalization(name="early_bn")(x)
+    x = keras.layers.Conv2D(4, 3, name="top_conv")(x)
+    x = keras.layers.BatchNormalization(name="top_bn")(x)
+    return keras.Model(pixels, x, name="tiny_base")
+
+
 def write_files(folder: Path, files: dict[str, bytes]) -> Path:
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)

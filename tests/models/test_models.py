@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import stock_keras_outputs
+from conftest import batchnorm_base, stock_keras_outputs
 
 from classifier.core.backend import set_seed
 from classifier.core.catalog import KERAS_BASES
@@ -76,12 +76,7 @@ def test_trainable_tensors_30_then_4_frozen_then_10_fine_tuned(params, vgg16):
 
 def test_fine_tuning_keeps_batchnorm_in_inference_mode(params):
     """Regression: Keras 3's fit overrides base(x, training=False) (keras-team/keras#20285)."""
-    pixels = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(4, 3, name="early_conv")(pixels)
-    x = keras.layers.BatchNormalization(name="early_bn")(x)
-    x = keras.layers.Conv2D(4, 3, name="top_conv")(x)
-    x = keras.layers.BatchNormalization(name="top_bn")(x)
-    base = keras.Model(pixels, x, name="tiny_base")
+    base = batchnorm_base()
     model = assembly.with_classifier(base, heads.dense_classifier((12, 12, 4), params.head, 2), 16, "rescale")
     graph.unfreeze_from(graph.nested_base(model), "top_conv")
     assembly.compile_model(model, 1e-2)

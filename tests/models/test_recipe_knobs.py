@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from conftest import batchnorm_base
 from PIL import Image
 
 from classifier.core.params import ParamsError, load_params
@@ -379,12 +380,7 @@ def test_fine_tune_keeps_batchnorm_frozen_in_inference_mode_with_the_modern_reci
         np.save(f"data/prepared/{split}_images.npy", rng.integers(0, 256, (8, 16, 16, 3)).astype(np.uint8))
         np.save(f"data/prepared/{split}_labels.npy", np.array([0, 1] * 4, np.uint8))
     Path("data/classes.json").write_text(json.dumps(["cat", "dog"]))
-    pixels = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(4, 3, name="early_conv")(pixels)
-    x = keras.layers.BatchNormalization(name="early_bn")(x)
-    x = keras.layers.Conv2D(4, 3, name="top_conv")(x)
-    x = keras.layers.BatchNormalization(name="top_bn")(x)
-    base = keras.Model(pixels, x, name="tiny_base")
+    base = batchnorm_base()
     head = HeadParams(pooling="average", dense_units=4, dropout=0.0)
     frozen = assembly.with_classifier(base, heads.dense_classifier((12, 12, 4), head, 2), 16, "rescale")
     for bn in ("early_bn", "top_bn"):  # statistics far from a batch's, so that a training-mode step would move them
