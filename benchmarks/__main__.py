@@ -16,9 +16,10 @@ from benchmarks.dvc_noop import bench_dvc, finished_repo
 from benchmarks.harness import Rows, print_table
 from benchmarks.images import source_images
 from benchmarks.memory import memory_rows
+from benchmarks.scale import scale_rows
 from benchmarks.throughput import throughput_rows
 
-PARTS = ("throughput", "dvc", "memory", "backends")
+PARTS = ("throughput", "dvc", "memory", "backends", "scale")
 
 
 def main() -> None:
@@ -56,6 +57,8 @@ def main() -> None:
             rows += memory_rows(work / "memory", images, distinct, [50 if args.quick else 500, large], args.size)
         if "backends" in parts:
             rows += backends_measured(work / "backends", images, backend_per_class, args.size, backend_rounds)
+        if "scale" in parts:  # 10,000 and 100,000 small images (1,000 and 10,000 with --quick)
+            rows += scale_rows(work / "scale", (500, 5_000) if args.quick else (5_000, 50_000))
         print_table(rows, source, base_name)
     finally:
         if not args.keep:

@@ -48,7 +48,7 @@ def lay_out_split(images: Path, split: str, per_class: int, start: int = 0, cycl
 
 
 def prepare_train(images: Path, per_class: int, size: int) -> None:
-    """data/prepared/train_* in the working directory: `per_class` images of each class, by stage prepare's code."""
+    """data/prepared/train/ in the working directory: `per_class` images of each class, by stage prepare's code."""
     from classifier.intake.preparation import prepare_split
 
     Path("data/prepared").mkdir(parents=True, exist_ok=True)

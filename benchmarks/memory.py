@@ -104,7 +104,7 @@ def memory_rows(folder: Path, images: Path, distinct: int, per_class_sizes: list
             )
             for stage in ("prepare", "load_base", "extract_features"):
                 measured[(per_class, stage)] = peak_memory([sys.executable, "-m", f"stages.{stage}"], work)
-            data_bytes = sum(path.stat().st_size for path in (work / "data/prepared").glob("*_images.npy"))
+            data_bytes = sum(path.stat().st_size for path in (work / "data/prepared").glob("*/images-*.npy"))
             measured[(per_class, "data")] = data_bytes
     small, large = per_class_sizes
     rows = []

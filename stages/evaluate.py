@@ -41,7 +41,8 @@ from classifier.evaluation.plot_data import write_class_curves, write_prediction
 from classifier.evaluation.report import report_markdown
 from classifier.evaluation.statistics import wilson_interval
 from classifier.intake.classes import read_classes
-from classifier.intake.prepared import load_prepared, manifest_test_paths
+from classifier.intake.prepared import load_prepared
+from classifier.intake.tables import test_image_paths
 from classifier.models.choice import best_on_validation, keep_as_best, trained_summaries
 from classifier.models.prediction import check_trained_on, predict_probabilities
 from classifier.models.saving import load_model
@@ -72,7 +73,7 @@ def main() -> None:
     settings = params.evaluate
     class_names = read_classes()
     images, labels = load_prepared("test")
-    paths = manifest_test_paths(len(labels))
+    paths = test_image_paths(len(labels))
     trained = trained_summaries()
     best = best_on_validation(trained)
     results, counts, correct = {}, {}, {}

@@ -14,8 +14,8 @@ from classifier.intake.classes import read_classes
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.bases import fine_tune_layer
 from classifier.models.graph import nested_base, unfreeze_from
-from classifier.models.saving import load_model, save_model
-from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, skipped
+from classifier.models.saving import load_model
+from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, save_trained, skipped
 
 STAGE = "fine_tune"
 
@@ -36,7 +36,7 @@ def main() -> None:
         # compiled after unfreezing: trainability changes take effect only then
         compile_stage(trained, params.lr, settings, params, train)
     fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
-    save_model(model, model_path("fine_tuned"), class_names)
+    save_trained(model, "fine_tuned", class_names, params.training)
 
 
 if __name__ == "__main__":

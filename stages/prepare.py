@@ -1,9 +1,11 @@
 """Stage `prepare`: decode and resize every split image once into uint8 arrays.
 
-For each split it writes data/prepared/<split>_images.npy, (N, S, S, 3) uint8 with
-S = data.image_size, and <split>_labels.npy (label i = the i-th name in data/classes.json);
-manifest.csv maps each array row back to its image. Every later stage reads these arrays, never the
-JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
+For each split it writes data/prepared/<split>/: the images, (N, S, S, 3) uint8 with
+S = data.image_size, as shards images-00000.npy, ... of at most data.shard_mb megabytes each (cut
+where the images' paths say, so that adding images changes only the shards they fall into:
+classifier.intake.shards), beside each its table images-00000.csv, ..., which maps each row back to
+its image, and labels.npy (label i = the i-th name in data/classes.json). Every later stage reads
+these arrays, never the JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
 memory stays bounded by a batch, not by the data set.
 
 Each image is turned upright as its EXIF orientation says, and a large one decoded reduced
@@ -12,7 +14,7 @@ pixels (refused from its header, before decoding), fails the stage with the list
 (data.on_bad_image: fail), or is left out and listed in data/prepared/skipped.csv (skip), with
 a line and metrics/prepare.json counting the skipped images per class. Skipping that leaves a
 split, or a class in a split, without any image fails the stage. A stage that fails leaves
-neither manifest.csv nor metrics/prepare.json (not even an earlier run's).
+neither shard tables nor metrics/prepare.json (not even an earlier run's).
 """
 
 import json
@@ -22,23 +24,48 @@ from classifier.core.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLITS
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
 from classifier.intake.preparation import (
+    check_split_manifest,
     emptied_classes,
     prepare_splits,
-    read_split_manifest,
     skipped_per_class,
     write_csv,
 )
+from classifier.intake.prepared import MEGABYTE
+from classifier.intake.tables import finish_tables, remove_unfinished_tables
 
 
 def main() -> None:
     params = load_params()
-    size, on_bad = params.data.image_size, params.data.on_bad_image
-    rows = read_split_manifest()
+    size = params.data.image_size
+    check_split_manifest()
     class_names = read_classes()
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
-    for record in (PREPARED_DIR / "manifest.csv", METRICS_DIR / "prepare.json"):
-        record.unlink(missing_ok=True)  # the arrays are rewritten: a run that fails must leave no record of old ones
-    manifest, report, all_bad = prepare_splits(rows, size, class_names, params.data.max_pixels)
+    # The arrays are rewritten: a run that fails must leave no record of old ones (prepare_splits
+    # removes each split's old shards and tables; its new tables count once finished).
+    (METRICS_DIR / "prepare.json").unlink(missing_ok=True)
+    shard_bytes = params.data.shard_mb * MEGABYTE
+    kept, report, all_bad, totals = prepare_splits(size, class_names, params.data.max_pixels, shard_bytes)
+    try:
+        check_what_is_left(params.data.on_bad_image, report, all_bad, emptied_classes(totals, all_bad, class_names))
+    except StageError:
+        remove_unfinished_tables()
+        raise
+    finish_tables()
+    METRICS_DIR.mkdir(exist_ok=True)
+    (METRICS_DIR / "prepare.json").write_text(json.dumps(report, indent=2) + "\n")
+    for row in all_bad:
+        print(f"prepare: warning: skipped {SPLIT_DIR / row['path']}: {row['error']}")
+    if all_bad:
+        print(
+            f"prepare: warning: skipped {len(all_bad)} images that cannot be decoded (data.on_bad_image: skip), "
+            f"per class: {skipped_per_class(report, class_names)}; listed in {PREPARED_DIR}/skipped.csv"
+        )
+    print(f"prepare: {kept} images at {size}x{size} into {PREPARED_DIR}/")
+
+
+def check_what_is_left(on_bad: str, report: dict, all_bad: list[dict], emptied: list[str]) -> None:
+    """Stop the stage, in one message, on an image that cannot be decoded (data.on_bad_image: fail), or
+    when skipping them left a split or a class in a split without any image; list the skipped ones."""
     if all_bad and on_bad == "fail":
         listing = "\n".join(f"  {SPLIT_DIR / row['path']}: {row['error']}" for row in all_bad)
         raise StageError(
@@ -49,24 +76,12 @@ def main() -> None:
     empty = [split for split in SPLITS if report[split]["images"] == 0]
     if empty:
         raise StageError(f"no decodable image left in split(s) {', '.join(empty)}; see {PREPARED_DIR}/skipped.csv")
-    emptied = emptied_classes(rows, all_bad, class_names)
     if emptied:
         raise StageError(
             f"data.on_bad_image: skip left no image of class {', '.join(emptied)}; every class needs images in "
             f"every split: replace the bad images in data.raw_dir (listed in {PREPARED_DIR}/skipped.csv), or "
             f"leave the class out with data.classes"
         )
-    write_csv(PREPARED_DIR / "manifest.csv", ("split", "row", "label", "class", "path", "source"), manifest)
-    METRICS_DIR.mkdir(exist_ok=True)
-    (METRICS_DIR / "prepare.json").write_text(json.dumps(report, indent=2) + "\n")
-    for row in all_bad:
-        print(f"prepare: warning: skipped {SPLIT_DIR / row['path']}: {row['error']}")
-    if all_bad:
-        print(
-            f"prepare: warning: skipped {len(all_bad)} images that cannot be decoded (data.on_bad_image: skip), "
-            f"per class: {skipped_per_class(report, class_names)}; listed in {PREPARED_DIR}/skipped.csv"
-        )
-    print(f"prepare: {len(manifest)} images at {size}x{size} into {PREPARED_DIR}/")
 
 
 if __name__ == "__main__":

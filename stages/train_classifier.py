@@ -8,14 +8,14 @@ takes raw pixels like every other model.
 import numpy as np
 
 from classifier.core.cli import run_stage
-from classifier.core.layout import BASE_MODEL, FEATURES_DIR, model_path
+from classifier.core.layout import BASE_MODEL, FEATURES_DIR
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
 from classifier.models.assembly import with_classifier
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
-from classifier.models.saving import load_model, save_model
-from classifier.models.training import compile_stage, fit_stage, model_scope, skipped
+from classifier.models.saving import load_model
+from classifier.models.training import compile_stage, fit_stage, model_scope, save_trained, skipped
 
 STAGE = "train_classifier"
 
@@ -36,7 +36,7 @@ def main() -> None:
         compile_stage(classifier, settings.learning_rate, settings, params, train)
     fit_stage(classifier, STAGE, train, validation, settings, params, len(class_names))
     model = with_classifier(load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base))
-    save_model(model, model_path("feature_extraction"), class_names)
+    save_trained(model, "feature_extraction", class_names, params.training)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Only the head learns: for VGG16, 4 trainable weight tensors out of 30.
 """
 
 from classifier.core.cli import run_stage
-from classifier.core.layout import BASE_MODEL, model_path
+from classifier.core.layout import BASE_MODEL
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
 from classifier.models.assembly import feature_map_shape, with_classifier
@@ -13,8 +13,8 @@ from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.graph import freeze
 from classifier.models.heads import dense_classifier
 from classifier.models.preprocessing import preprocessing_mode
-from classifier.models.saving import load_model, save_model
-from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, skipped
+from classifier.models.saving import load_model
+from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, save_trained, skipped
 
 STAGE = "train_frozen"
 
@@ -43,7 +43,7 @@ def main() -> None:
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
         compile_stage(trained, settings.learning_rate, settings, params, train)
     fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
-    save_model(model, model_path("frozen_augmented"), class_names)
+    save_trained(model, "frozen_augmented", class_names, params.training)
 
 
 if __name__ == "__main__":

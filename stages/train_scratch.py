@@ -8,13 +8,11 @@
 import argparse
 
 from classifier.core.cli import run_stage
-from classifier.core.layout import model_path
 from classifier.core.params import load_params
 from classifier.intake.classes import read_classes
 from classifier.models.assembly import small_convnet
 from classifier.models.augmentation import augmentation, with_augmentation
-from classifier.models.saving import save_model
-from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, skipped
+from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, save_trained, skipped
 
 
 def main() -> None:
@@ -33,7 +31,7 @@ def main() -> None:
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed)) if augmented else model
         compile_stage(trained, settings.learning_rate, settings, params, train)
     fit_stage(trained, stage, train, validation, settings, params, len(class_names))
-    save_model(model, model_path(model_name), class_names)
+    save_trained(model, model_name, class_names, params.training)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ import numpy as np
 from classifier.core.cli import StageError
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# Set by run_on_tensorflow for the stage it starts again: the backend the pipeline trains on, which
+# the training settings are checked against (that stage trains nothing).
+TRAINING_BACKEND = "CLASSIFIER_TRAINING_BACKEND"
 TENSORFLOW_VERSION = "2.21.0"  # as pinned in requirements.txt
 
 
@@ -73,12 +76,17 @@ def backend_problem(distribute: str, jit_compile: bool, deterministic: bool) -> 
     unavailable = backend_unavailable()
     if unavailable:
         return unavailable
-    backend = configured_backend()
+    backend = os.environ.get(TRAINING_BACKEND) or configured_backend()
     if distribute == "mirrored" and backend == "torch":
         return (
             "params.yaml: training.distribute: mirrored has no Keras equivalent on torch (Keras distributes "
             "over devices with tf.distribute or, on JAX, keras.distribution); set training.distribute: none, "
             "or run with KERAS_BACKEND=tensorflow or jax"
+        )
+    if distribute == "multi_host" and backend != "jax":
+        return (
+            "params.yaml: training.distribute: multi_host runs on JAX's distributed runtime (TensorFlow's multi-worker "
+            "strategy does not train Keras 3 models): run with KERAS_BACKEND=jax (pip install -r requirements-jax.txt)"
         )
     if jit_compile and deterministic and backend == "tensorflow":
         return (
@@ -142,9 +150,20 @@ def jit_compile_setting(requested: bool) -> bool | str:
 @contextlib.contextmanager
 def devices(distribute: str):
     """Build and compile a model inside this: on one device, or with `mirrored` on every local one:
-    tf.distribute.MirroredStrategy on TensorFlow, keras.distribution.DataParallel on JAX."""
+    tf.distribute.MirroredStrategy on TensorFlow, keras.distribution.DataParallel on JAX; with
+    `multi_host`, on every device of every process of the cluster (JAX)."""
     backend = _name()
-    if distribute != "mirrored":
+    if distribute == "none":
+        yield
+    elif distribute == "multi_host":  # JAX only (backend_problem), after join_cluster
+        import keras
+
+        # Every device of every process; each process feeds its own share of every batch
+        # (classifier.models.batches), so Keras must not split the data again.
+        devices = keras.distribution.list_devices()
+        distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+        keras.distribution.set_distribution(distribution)
+        print(f"training: keras.distribution.DataParallel over {len(devices)} device(s) of every process")
         yield
     elif backend == "tensorflow":
         import tensorflow as tf
@@ -215,7 +234,8 @@ def run_on_tensorflow(stage: str, why: str) -> None:
         )
     print(f"{stage}: {why}: running this stage on TensorFlow, not {_name()}", flush=True)
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", f"stages.{stage}"], {**os.environ, "KERAS_BACKEND": "tensorflow"})
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", TRAINING_BACKEND: _name()}
+    os.execve(sys.executable, [sys.executable, "-m", f"stages.{stage}"], env)
 
 
 def np_float32(x):

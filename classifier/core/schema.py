@@ -29,6 +29,7 @@ MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 # decoded) the limit would guard nothing, and is more likely megapixels written as pixels (50 for 50 MP).
 PIL_BOMB_PIXELS = 89_478_485
 MIN_MAX_PIXELS = 1_000_000
+MAX_SHARD_MB = 65536  # 64 GB: far beyond what one host reads at once
 MAX_MAX_PIXELS = 2 * PIL_BOMB_PIXELS
 # The counts that multiply a stage's time, memory or picture size, bounded well above what the book
 # and the Keras guides use and below what takes days, exhausts memory or draws a picture no one opens.
@@ -128,6 +129,7 @@ class DataParams(Section):
     max_pixels: StrictInt = Field(
         ge=MIN_MAX_PIXELS, le=MAX_MAX_PIXELS, description="width x height above which an image is refused"
     )
+    shard_mb: StrictInt = Field(ge=1, le=MAX_SHARD_MB, description="megabytes of prepared images per shard, at most")
     split: SplitParams
     classes: ClassNames | None  # null: every class found, sorted by name; or the ones to use, in label order
     class_groups: Annotated[dict[ClassName, ClassNames], Field(min_length=1)] | None  # {group: [class, ...]}
@@ -203,7 +205,7 @@ class RunParams(Section):
 
     resume: StrictBool
     deterministic: StrictBool
-    distribute: Literal["none", "mirrored"]
+    distribute: Literal["none", "mirrored", "multi_host"]
     mixed_precision: StrictBool
     jit_compile: StrictBool
     class_weight: Literal["balanced"] | None  # balanced: weigh each class by 1 / its share of the training images

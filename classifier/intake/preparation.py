@@ -1,7 +1,8 @@
-"""How stage `prepare` writes the prepared arrays: every image of data/split decoded on all cores
-straight into its row of the split's memory-mapped .npy file, so memory stays bounded by a batch,
-not by the data set; an image that cannot be decoded, or has more than data.max_pixels, is left out,
-with its error, and counted per class.
+"""How stage `prepare` writes the prepared arrays: the split's manifest read a split at a time, each
+shard's images (classifier.intake.shards) decoded on all cores straight into their rows of the
+shard's memory-mapped .npy file, then its table written, so that memory stays bounded by a shard,
+not by the data set; an image that cannot be decoded, or has more than data.max_pixels, is left
+out, with its error, and counted per class.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -17,29 +20,36 @@ from classifier.core.cli import StageError
 from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.intake.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from classifier.intake.names import csv_dict_rows, write_csv_file
-from classifier.intake.prepared import prepared_paths
+from classifier.intake.prepared import MEGABYTE, labels_path, split_folder
+from classifier.intake.shards import shard_name, shard_runs
+from classifier.intake.tables import write_table
 
 CHUNK = 16  # images per task given to a worker process
+MANIFEST_COLUMNS = ("split", "label", "class", "path", "source")  # what prepare needs of the split's manifest
 
 
-def read_split_manifest() -> dict[str, list[dict]]:
+def check_split_manifest() -> None:
     if not SPLIT_MANIFEST.is_file():
         raise StageError(f"{SPLIT_MANIFEST} is missing: run `dvc repro split` first")
-    rows = {split: [] for split in SPLITS}
+
+
+def split_manifest_rows(split: str) -> Iterator[dict]:
+    """The split manifest's rows of one split, in order, read as they are needed: a large collection's
+    manifest is never held in memory."""
     with open(SPLIT_MANIFEST, newline="") as manifest:
         for row in csv_dict_rows(manifest):
-            rows[row["split"]].append(row)
-    return rows
+            if row["split"] == split:
+                yield {column: row[column] for column in MANIFEST_COLUMNS}
 
 
 def _decode_into(task: tuple[str, int, int, list[str], int, int]) -> list[tuple[int, str]]:
     """In a worker process: decode a run of images and write each straight into its row of
-    the split's .npy file (no pixels travel between processes; plain writes measured faster
-    than a memory map here); return (row, error) for each image that cannot be decoded."""
-    images_path, data_offset, first_row, paths, size, max_pixels = task
+    its shard's .npy file (no pixels travel between processes; plain writes measured faster
+    than a memory map here); return (shard row, error) for each image that cannot be decoded."""
+    shard_path, data_offset, first_row, paths, size, max_pixels = task
     row_bytes = size * size * 3
     errors = []
-    descriptor = os.open(images_path, os.O_WRONLY)
+    descriptor = os.open(shard_path, os.O_WRONLY)
     try:
         for row, path in enumerate(paths, start=first_row):
             try:
@@ -54,58 +64,81 @@ def _decode_into(task: tuple[str, int, int, list[str], int, int]) -> list[tuple[
     return errors
 
 
-def prepare_split(
-    split: str, rows: list[dict], size: int, class_names: list[str], pool, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[list[dict], list[dict]]:
-    """Decode `rows` into the split's .npy files; return (kept rows, bad rows with their error)."""
-    images_path, labels_path = prepared_paths(split)
-    created = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
+def decode_shard(path: Path, rows: list[dict], size: int, pool, max_pixels: int) -> dict[int, str]:
+    """One shard of `rows`, decoded on all cores into `path`; {row: error} of the images left out."""
+    created = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
     data_offset = created.offset  # the .npy header's length: where row 0 starts
     del created
-    paths = [str(SPLIT_DIR / row["path"]) for row in rows]
+    images = [str(SPLIT_DIR / row["path"]) for row in rows]
     tasks = [
-        (str(images_path), data_offset, start, paths[start : start + CHUNK], size, max_pixels)
-        for start in range(0, len(rows), CHUNK)
+        (str(path), data_offset, first, images[first : first + CHUNK], size, max_pixels)
+        for first in range(0, len(rows), CHUNK)
     ]
     errors = dict(error for errors in pool.map(_decode_into, tasks) for error in errors)
-    kept = [row for i, row in enumerate(rows) if i not in errors]
-    bad = [{**row, "error": errors[i]} for i, row in enumerate(rows) if i in errors]
-    if bad:
-        keep_rows(images_path, [i for i in range(len(rows)) if i not in errors])
+    if errors:
+        keep_rows(path, [row for row in range(len(rows)) if row not in errors])
+    return errors
+
+
+def prepare_split(
+    split: str,
+    rows: Iterable[dict],
+    size: int,
+    class_names: list[str],
+    pool,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shard_bytes: int = 1024 * MEGABYTE,
+) -> tuple[int, list[dict], Counter]:
+    """Decode `rows` into the split's shards, a shard at a time, each with its table (unfinished until
+    finish_tables); return (images kept, bad rows with their error, images per label)."""
+    folder = split_folder(split)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("images-*"):  # an earlier run's shards and their tables
+        old.unlink()
     label_of = {name: label for label, name in enumerate(class_names)}
-    labels = np.array([label_of[row["label"]] for row in kept], dtype=np.int32)
-    np.save(labels_path, labels)
-    return kept, bad
+    labels, bad, per_label, kept = [], [], Counter(), 0
+    for index, run in enumerate(shard_runs(rows, lambda row: row["path"], size * size * 3, shard_bytes)):
+        path = folder / shard_name(index)
+        errors = decode_shard(path, run, size, pool, max_pixels)
+        good = [row for row in range(len(run)) if row not in errors]
+        write_table(path, [run[row] for row in good], unfinished=True)
+        labels.append(np.array([label_of[run[row]["label"]] for row in good], dtype=np.int32))
+        bad += [{**run[row], "error": error} for row, error in sorted(errors.items())]
+        per_label.update(row["label"] for row in run)
+        kept += len(good)
+    np.save(labels_path(split), np.concatenate(labels) if labels else np.zeros(0, np.int32))
+    return kept, bad, per_label
 
 
-def prepare_splits(rows: dict[str, list[dict]], size: int, class_names: list[str], max_pixels: int):
-    """Every split's arrays from the split manifest's rows: (manifest rows with their array row,
-    {split: {images, skipped[, skipped_by_class]}}, the rows that could not be decoded with their error)."""
-    report, manifest, bad = {}, [], []
+def prepare_splits(size: int, class_names: list[str], max_pixels: int, shard_bytes: int):
+    """Every split's shards from the split manifest: (images kept, {split: {images, skipped[, skipped_by_class]}},
+    the rows that could not be decoded with their error, images per (split, label))."""
+    report, bad, totals, kept = {}, [], Counter(), 0
     # Ctrl-C reaches the workers too (the terminal signals the whole process group): they leave it
     # to this process, which ends the stage with one line instead of a traceback per worker.
     ignore_interrupts = {"initializer": signal.signal, "initargs": (signal.SIGINT, signal.SIG_IGN)}
     with ProcessPoolExecutor(max_workers=os.cpu_count(), **ignore_interrupts) as pool:
         for split in SPLITS:
-            kept, skipped = prepare_split(split, rows[split], size, class_names, pool, max_pixels)
-            manifest += [{**row, "row": i} for i, row in enumerate(kept)]
-            report[split] = {"images": len(kept), "skipped": len(skipped)}
+            rows = split_manifest_rows(split)
+            images, skipped, per_label = prepare_split(split, rows, size, class_names, pool, max_pixels, shard_bytes)
+            kept += images
+            totals.update({(split, label): count for label, count in per_label.items()})
+            report[split] = {"images": images, "skipped": len(skipped)}
             if skipped:
                 lost = Counter(row["label"] for row in skipped)
                 report[split]["skipped_by_class"] = {name: lost[name] for name in class_names if lost[name]}
             bad += skipped
-    return manifest, report, bad
+    return kept, report, bad, totals
 
 
-def emptied_classes(rows: dict[str, list[dict]], bad: list[dict], class_names: list[str]) -> list[str]:
+def emptied_classes(totals: Counter, bad: list[dict], class_names: list[str]) -> list[str]:
     """`'cat' in validation (all 4 skipped)` for each class that skipping left without an image in a split."""
-    total = Counter((split, row["label"]) for split in SPLITS for row in rows[split])
     lost = Counter((row["split"], row["label"]) for row in bad)
     return [
-        f"{name!r} in {split} (all {total[split, name]} skipped)"
+        f"{name!r} in {split} (all {totals[split, name]} skipped)"
         for split in SPLITS
         for name in class_names
-        if total[split, name] and lost[split, name] == total[split, name]
+        if totals[split, name] and lost[split, name] == totals[split, name]
     ]
 
 

@@ -12,46 +12,60 @@ import math
 import keras
 import numpy as np
 
-from classifier.intake.prepared import release
+from classifier.intake.shards import take_rows
 
-RELEASE_EVERY = 64  # batches between two releases of a memory map's pages
-READ_AHEAD_THREADS = 2  # enough to keep a train step fed from a page-cached memory map
+READ_AHEAD_THREADS = 2  # enough to keep a train step fed from the page cache
 READ_AHEAD_BATCHES = 8
 
 
 class ArrayBatches(keras.utils.PyDataset):
     """(pixels float32, labels float32) batches from arrays or memory maps.
 
-    Only a batch at a time is read, so a memory-mapped split of any size fits in RAM.
+    Only a batch at a time is read, from the files of memory-mapped arrays rather than through the
+    maps (classifier.intake.shards.take_rows), so a split of any size fits in RAM.
     With `seed`, each epoch has its own order, drawn from (seed, epoch): the same on every
     run and every backend, and the same again when a run resumes at a later epoch. Keras
     says which epoch it is through the callback `follow_epochs()` (it calls a PyDataset's
     own epoch hooks a varying number of times, and after its read-ahead threads started).
     """
 
-    def __init__(self, images, labels, batch_size: int, seed: int | None = None, one_hot: int | None = None):
+    def __init__(
+        self,
+        images,
+        labels,
+        batch_size: int,
+        seed: int | None = None,
+        one_hot: int | None = None,
+        share: tuple[int, int] = (0, 1),
+    ):
         super().__init__(workers=READ_AHEAD_THREADS, use_multiprocessing=False, max_queue_size=READ_AHEAD_BATCHES)
         self.images, self.labels, self.batch_size, self.seed = images, labels, batch_size, seed
         self.one_hot = one_hot  # a number of classes: labels as one-hot rows (a loss with label smoothing)
+        # (this process, processes) of a cluster: each reads the same part of every batch, as
+        # keras.distribution puts the parts together in process order: the batch of one process.
+        self.process, self.processes = share
         self.epoch = 0
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        last = len(self.labels) % self.batch_size
+        return math.ceil(len(self.labels) / self.batch_size) - (0 < last < self.processes)  # a last batch too small
+
+    @property
+    def left_out(self) -> int:
+        """Rows of the last batch that no process reads: the processes' parts must be of one size."""
+        return len(self.labels) % self.batch_size % self.processes
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if index >= len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         order = epoch_order(len(self.labels), self.seed, self.epoch)
         rows = np.sort(order[index * self.batch_size : (index + 1) * self.batch_size])  # sorted: a sequential read
-        if index % RELEASE_EVERY == RELEASE_EVERY - 1:
-            release(self.images)  # resident memory bounded by batches, not by the split
-        labels = self.labels[rows]
+        part = len(rows) // self.processes
+        rows = rows[self.process * part : (self.process + 1) * part]
+        images, labels = take_rows(self.images, rows).astype(np.float32), self.labels[rows]
         if self.one_hot:
-            return self.images[rows].astype(np.float32), np.eye(self.one_hot, dtype=np.float32)[labels.astype(np.int64)]
-        return self.images[rows].astype(np.float32), labels.astype(np.float32)
-
-    def on_epoch_end(self) -> None:
-        release(self.images)
+            return images, np.eye(self.one_hot, dtype=np.float32)[labels.astype(np.int64)]
+        return images, labels.astype(np.float32)
 
     def follow_epochs(self) -> keras.callbacks.Callback:
         """Pass to fit(): sets the epoch before Keras reads its first batch (initial_epoch included)."""
@@ -73,3 +87,13 @@ def epoch_order(count: int, seed: int | None, epoch: int) -> np.ndarray:
     if seed is None:
         return np.arange(count)
     return np.random.default_rng((seed, epoch)).permutation(count)
+
+
+def left_out_text(train: ArrayBatches, validation: ArrayBatches) -> str:
+    """`; the last batch of each epoch leaves out 1 training image` and the like; empty when none is."""
+    parts = [
+        f"{count} {what} image(s)"
+        for count, what in ((train.left_out, "training"), (validation.left_out, "validation"))
+        if count
+    ]
+    return f"; the last batch of each epoch leaves out {' and '.join(parts)}" if parts else ""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import keras
@@ -35,9 +36,12 @@ class Checkpoint:
     initial weights); a checkpoint from any other start is discarded.
     """
 
-    def __init__(self, stage: str, fingerprint: str):
+    def __init__(self, stage: str, fingerprint: str, writes: bool = True):
         self.folder = CHECKPOINTS_DIR / stage
         self.fingerprint = fingerprint
+        # In a cluster every process saves (saving is a collective there): the first into the
+        # folder, the others into scratch of their own; each resumes from the folder.
+        self.saves_to = self.folder if writes else Path(tempfile.mkdtemp(prefix=f"{stage}-checkpoint-"))
 
     def load(self, model: keras.Model) -> dict | None:
         """The saved state (epoch, history, best), with the model restored to it; None if there is none to use."""
@@ -65,25 +69,25 @@ class Checkpoint:
 
     def save(self, model: keras.Model, state: dict, best_weights: list[np.ndarray]) -> None:
         """Write the state after an epoch; state.json, written last, is what makes it count."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.saves_to.mkdir(parents=True, exist_ok=True)
         epoch = state["epoch"]
         files = {"weights": f"epoch-{epoch}.weights.h5", "arrays": f"epoch-{epoch}.npz"}
-        model.save_weights(self.folder / files["weights"])
+        model.save_weights(self.saves_to / files["weights"])
         np.savez(
-            self.folder / files["arrays"],
+            self.saves_to / files["arrays"],
             **pack("seed", [variable.numpy() for variable in seed_states(model)]),
             **pack("global_random", global_random_state()),
             **pack("best", best_weights or []),
         )
-        temporary = self.folder / "state.json.partial"
+        temporary = self.saves_to / "state.json.partial"
         temporary.write_text(json.dumps({**state, **files, "fingerprint": self.fingerprint}))
-        os.replace(temporary, self.folder / "state.json")
-        for old in self.folder.glob("epoch-*"):
+        os.replace(temporary, self.saves_to / "state.json")
+        for old in self.saves_to.glob("epoch-*"):
             if old.name not in files.values():
                 old.unlink()
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.saves_to, ignore_errors=True)
 
 
 def seed_states(model: keras.Model) -> list:
@@ -109,9 +113,11 @@ def fingerprint(stage: str, model: keras.Model, arrays: list[np.ndarray], settin
         digest.update(source.read_bytes() if source.is_file() else b"")
     for array in arrays:
         digest.update(f"{array.shape} {array.dtype}".encode())
-        if isinstance(array, np.memmap):  # a large input: its file's size and time, not its content
-            stat = os.stat(array.filename)
-            digest.update(f"{array.filename} {stat.st_size} {stat.st_mtime_ns}".encode())
+        files = [array.filename] if isinstance(array, np.memmap) else getattr(array, "files", None)  # or Shards'
+        if files:  # a large input: its files' sizes and times, not their content
+            for path in files:
+                stat = os.stat(path)
+                digest.update(f"{path} {stat.st_size} {stat.st_mtime_ns}".encode())
         else:
             digest.update(np.ascontiguousarray(array).tobytes())
     for weights in model.get_weights():

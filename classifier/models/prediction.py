@@ -11,7 +11,7 @@ import numpy as np
 
 from classifier.core.cli import StageError
 from classifier.core.layout import CLASSES_FILE
-from classifier.intake.prepared import release
+from classifier.intake.shards import release
 from classifier.models.heads import class_count, class_probabilities
 from classifier.models.saving import saved_class_names
 

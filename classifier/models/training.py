@@ -1,29 +1,32 @@
-"""Training shared by the stages: seeding and devices, dvclive logging, the best epoch, class
-weights. Batches come from classifier.models.batches, checkpoints from classifier.models.checkpoints."""
+"""Training shared by the stages: seeding and devices (one, every local GPU, or every process of a
+cluster), fit with class weights, the model saved by the process that writes. Batches come from
+classifier.models.batches, the epochs' log and best epoch from classifier.models.epochs, checkpoints
+from classifier.models.checkpoints."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import os
 import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
-from dvclive import Live
-from scmrepo.exceptions import SCMError
 
-from classifier.core.backend import backend_problem, devices, set_global_random_state, set_seed
+from classifier.core.backend import backend_problem, devices, set_seed
 from classifier.core.cli import StageError
+from classifier.core.cluster import cluster_from_environment, join_cluster, same_on_every_process, writes_outputs
 from classifier.core.layout import MODEL_STAGES, model_path, stage_metrics_dir, training_summary
 from classifier.core.schema import RunParams
 from classifier.intake.prepared import load_prepared
 from classifier.models.assembly import compile_model, one_hot_classes
-from classifier.models.batches import ArrayBatches
+from classifier.models.batches import ArrayBatches, left_out_text
 from classifier.models.checkpoints import Checkpoint, fingerprint, only_run
-from classifier.models.saving import write_placeholder
+from classifier.models.epochs import EpochLog, StageLive
+from classifier.models.saving import save_model, write_placeholder
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
 
@@ -33,6 +36,8 @@ def skipped(params, model_name: str) -> bool:
     text in models/<name>.keras and a metrics.json that says so (DVC needs every output; evaluate leaves it out)."""
     if getattr(params.models, model_name):
         return False
+    if not writes_outputs(params.training.distribute):
+        return True
     stage = MODEL_STAGES[model_name]
     shutil.rmtree(stage_metrics_dir(stage), ignore_errors=True)
     stage_metrics_dir(stage).mkdir(parents=True)
@@ -54,6 +59,8 @@ def model_scope(run: RunParams, seed: int):
     if problem:
         raise StageError(problem)
     set_seed(seed, run.deterministic)
+    if run.distribute == "multi_host":
+        join_cluster()  # before anything runs on JAX
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if run.mixed_precision else "float32")
     try:
@@ -66,91 +73,6 @@ def model_scope(run: RunParams, seed: int):
 def prepared_splits() -> tuple[Arrays, Arrays]:
     """(train, validation) prepared image arrays, memory-mapped."""
     return load_prepared("train"), load_prepared("validation")
-
-
-class StageLive(Live):
-    """dvclive's logger, also in a git repository without a commit yet (`git init`, no `git commit`), where
-    dvclive fails reading HEAD before it checks for commits: there it logs as it does outside git (the
-    files are the same; nothing of git is used: no experiment is saved, no dvc.yaml written)."""
-
-    def __init__(self, folder):
-        super().__init__(dir=str(folder), save_dvc_exp=False, dvcyaml=None, report=None)
-
-    def _init_dvc(self):
-        try:
-            super()._init_dvc()
-        except SCMError:
-            self._dvc_repo, self._dvc_file = None, "dvc.yaml"
-
-
-class EpochLog(keras.callbacks.Callback):
-    """Per-epoch train/val loss and accuracy to dvclive; keeps the best epoch by val loss and stops
-    `patience` epochs after it; saves a checkpoint after every epoch when it has one; stops the run
-    if its parent is gone."""
-
-    def __init__(self, live: Live, checkpoint: Checkpoint | None, patience: int | None):
-        super().__init__()
-        self.live, self.checkpoint, self.patience = live, checkpoint, patience
-        self.parent = os.getppid()  # `dvc repro`, or the shell that started the stage
-        self.history: list[dict] = []
-        self.best_loss, self.best_epoch, self.best_weights = math.inf, None, None
-        self.global_random = None  # a checkpoint's, until the resumed fit's first epoch begins
-
-    def restore(self, state: dict) -> None:
-        """Continue from a checkpoint's state: its epochs are logged again (DVC cleared the folder)."""
-        for logs in state["history"]:
-            self.record(logs)
-        self.best_loss, self.best_epoch, self.best_weights = (
-            state["best_loss"],
-            state["best_epoch"],
-            state["best_weights"],
-        )
-        self.global_random = state["global_random"]
-
-    def on_epoch_begin(self, epoch, logs=None):
-        # Set here, not when loading: Keras draws from it while fit() starts (torch's DataLoader does).
-        if self.global_random:
-            set_global_random_state(self.global_random)
-            self.global_random = None
-
-    def record(self, logs: dict) -> None:
-        for name in ("loss", "accuracy"):
-            self.live.log_metric(f"train/{name}", logs[name])
-            self.live.log_metric(f"val/{name}", logs[f"val_{name}"])
-        self.live.next_step()
-        self.history.append(logs)
-
-    @property
-    def learning_stopped(self) -> bool:
-        """`patience` epochs have passed without a lower validation loss."""
-        since_best = len(self.history) - (self.best_epoch or 0)
-        return self.patience is not None and since_best >= self.patience
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {name: float(value) for name, value in (logs or {}).items()}
-        self.record(logs)
-        if logs["val_loss"] < self.best_loss:
-            self.best_loss, self.best_epoch = logs["val_loss"], epoch + 1
-            self.best_weights = self.model.get_weights()
-        self.model.stop_training = self.learning_stopped
-        if self.checkpoint is not None:
-            state = {
-                "epoch": epoch + 1,
-                "history": self.history,
-                "best_loss": self.best_loss,
-                "best_epoch": self.best_epoch,
-            }
-            self.checkpoint.save(self.model, state, self.best_weights)
-        if os.getppid() != self.parent:  # orphaned: nobody will record what this run makes
-            kept = "its checkpoint is kept, " if self.checkpoint is not None else ""
-            raise StageError(
-                f"the process that started this stage (pid {self.parent}) is gone; stopped after epoch "
-                f"{epoch + 1}, {kept}run `dvc repro` again"
-            )
-
-    @property
-    def best_logs(self) -> dict:
-        return self.history[self.best_epoch - 1]
 
 
 def class_weights(how: str | None, labels: np.ndarray, num_classes: int) -> dict[int, float] | None:
@@ -174,6 +96,7 @@ def fit(
     resume: bool,
     patience: int | None = None,
     class_weight: dict[int, float] | None = None,
+    distribute: str = "none",
 ) -> dict:
     """Train on (x, y) arrays, keep the epoch with the lowest validation loss, write metrics/<stage>/metrics.json.
 
@@ -182,9 +105,19 @@ def fit(
     With `resume`, a checkpoint is saved after every epoch and a rerun of an interrupted
     stage continues after its last finished epoch; the checkpoint is removed at the end.
     `class_weight` ({label: weight}) weighs each image's loss by its class.
+    With `distribute` multi_host, each process of the cluster reads its part of every batch and only
+    the first writes the metrics, logs and checkpoints (every one reads a checkpoint to resume).
     """
-    with only_run(stage):  # one run of a stage at a time
-        live = StageLive(stage_metrics_dir(stage))
+    cluster = cluster_from_environment() if distribute == "multi_host" else None
+    share = (cluster.process_id, cluster.processes) if cluster else (0, 1)
+    if batch_size % share[1]:
+        raise StageError(
+            f"{stage}.batch_size {batch_size} does not split evenly over the cluster's {share[1]} processes: "
+            f"give a multiple of {share[1]}"
+        )
+    writer = writes_outputs(distribute)
+    with only_run(stage) if writer else contextlib.nullcontext():  # one run of a stage at a time
+        live = StageLive(stage_metrics_dir(stage)) if writer else None
         checkpoint = None
         if resume:
             # the backend too: each draws its own random numbers, so another one's epochs cannot be continued
@@ -196,7 +129,7 @@ def fit(
                 sorted((class_weight or {}).items()),
                 keras.backend.backend(),
             )
-            checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings))
+            checkpoint = Checkpoint(stage, fingerprint(stage, model, [*train, *validation], settings), writer)
         log = EpochLog(live, checkpoint, patience)
         state = checkpoint.load(model) if checkpoint else None
         first_epoch = 0
@@ -204,13 +137,25 @@ def fit(
             log.restore(state)
             first_epoch = state["epoch"]
             print(f"{stage}: resuming after epoch {first_epoch}/{epochs} from {checkpoint.folder}")
+        if cluster and checkpoint:
+            same_on_every_process(
+                first_epoch,
+                f"{stage}: the processes of the cluster found different checkpoints in {checkpoint.folder}: it must "
+                f"lie on a filesystem every host shares; or set training.resume: false",
+            )
         started = time.perf_counter()
         if first_epoch < epochs and not log.learning_stopped:
             classes = one_hot_classes(model)
-            batches = ArrayBatches(*train, batch_size, seed=seed, one_hot=classes)
+            batches = ArrayBatches(*train, batch_size, seed=seed, one_hot=classes, share=share)
+            checked = ArrayBatches(*validation, batch_size, one_hot=classes, share=share)
+            if cluster:
+                print(
+                    f"{stage}: process {share[0]} of {share[1]} reads {batch_size // share[1]} rows of every batch"
+                    f"{left_out_text(batches, checked)}"
+                )
             model.fit(
                 batches,
-                validation_data=ArrayBatches(*validation, batch_size, one_hot=classes),
+                validation_data=checked,
                 epochs=epochs,
                 initial_epoch=first_epoch,
                 callbacks=[batches.follow_epochs(), log],
@@ -233,8 +178,9 @@ def fit(
             "train": {"loss": best["loss"], "accuracy": best["accuracy"]},
             "val": {"loss": best["val_loss"], "accuracy": best["val_accuracy"]},
         }
-        live.summary = dict(summary)  # dvclive adds its step to the dict it is given
-        live.end()
+        if writer:
+            live.summary = dict(summary)  # dvclive adds its step to the dict it is given
+            live.end()
         if checkpoint:
             checkpoint.remove()
         ran = max(epochs_run - first_epoch, 1)
@@ -264,7 +210,18 @@ def fit_stage(model: keras.Model, stage: str, train: Arrays, validation: Arrays,
         resume=params.training.resume,
         patience=settings.patience,
         class_weight=class_weights(params.training.class_weight, train[1], num_classes),
+        distribute=params.training.distribute,
     )
+
+
+def save_trained(model: keras.Model, name: str, class_names: list[str], run: RunParams) -> None:
+    """models/<name>.keras, written by the one process that writes outputs (classifier.core.cluster).
+    Saving is a collective in a cluster: the other processes save too, into scratch."""
+    if writes_outputs(run.distribute):
+        save_model(model, model_path(name), class_names)
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        save_model(model, Path(scratch) / model_path(name).name, class_names)
 
 
 def compile_stage(model: keras.Model, learning_rate: float, settings, params, train: Arrays) -> None:

@@ -92,7 +92,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     assert "unknown key data.imagesize" in message
     assert "did you mean data.image_size?" in message
     assert (
-        "raw_dir, image_size, on_bad_image, max_pixels, split, classes, class_groups, label_column" in message
+        "raw_dir, image_size, on_bad_image, max_pixels, shard_mb, split, classes, class_groups, label_column" in message
     )  # the allowed keys
 
 

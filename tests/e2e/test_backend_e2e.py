@@ -1,16 +1,30 @@
 """End to end on JAX: `KERAS_BACKEND=jax dvc repro` in a temporary git repo, first where TensorFlow
 is not installed (every stage but export runs; export says what it needs in one line), then with it
-(only export runs, on TensorFlow). The models JAX trained predict the same under TensorFlow."""
+(only export runs, on TensorFlow). The models JAX trained predict the same under TensorFlow. Last,
+`training.distribute: multi_host`: DVC runs two training stages on two local processes of one
+cluster (tools/local_cluster.py), which train the models that one process trained."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
-from conftest import ALL_STAGES, ROOT, SHARED_IMAGES, TINY_PARAMS, copy_kaggle_images, make_repo, stock_keras_outputs
+from conftest import (
+    ALL_STAGES,
+    ROOT,
+    SHARED_IMAGES,
+    TINY_PARAMS,
+    copy_kaggle_images,
+    make_repo,
+    set_params,
+    stock_keras_outputs,
+)
 
 from classifier.core.layout import MODEL_STAGES
+from classifier.intake.prepared import load_prepared
+from classifier.models.saving import load_model
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +58,38 @@ def test_jax_runs_every_stage_without_tensorflow_then_export_with_it(jax_repo, t
     assert (jax_repo.path / "models/export/model.tflite").is_file()
     assert "up to date" in jax_repo.dvc("status").stdout
 
-    pixels = np.load(jax_repo.path / "data/prepared/test_images.npy")[:6].astype(np.float32)
+    pixels = load_prepared("test", jax_repo.path / "data/prepared")[0][:6].astype(np.float32)
     paths = [jax_repo.path / f"models/{name}.keras" for name in MODEL_STAGES]
     on_jax = stock_keras_outputs(paths, pixels, tmp_path, backend="jax")
     on_tensorflow = stock_keras_outputs(paths, pixels, tmp_path, backend="tensorflow")
     for path in paths:
         np.testing.assert_allclose(on_tensorflow[str(path)], on_jax[str(path)], rtol=1e-4, atol=1e-5, err_msg=path.name)
+
+
+def test_dvc_runs_a_multi_host_stage_on_every_process_of_a_local_cluster_as_one_process_would(jax_repo):
+    stages = ("train_classifier", "train_frozen")
+    one = {stage: trained(jax_repo, stage) for stage in stages}  # trained above, one process
+    set_params(jax_repo.path, {("training", "distribute"): "multi_host"})
+    jax_repo.env["CLUSTER_LAUNCHER"] = f"{sys.executable} {ROOT / 'tools/local_cluster.py'} 2 --"
+    result = jax_repo.dvc("repro", *stages)
+    assert set(stages_started(result.stdout)) >= set(stages)
+    assert result.stdout.count("local_cluster.py 2 -- ") == 2  # each stage started itself again on 2 processes
+    for stage in stages:
+        assert f"{stage}: process 0 of 2 reads 4 rows of every batch" in result.stdout
+        (weights, summary, steps), (their_weights, their_summary, their_steps) = one[stage], trained(jax_repo, stage)
+        assert summary["epochs_run"] == their_summary["epochs_run"] and steps == their_steps
+        for ours, theirs in zip(weights, their_weights, strict=True):
+            np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert "up to date" in jax_repo.dvc("status", *stages).stdout  # one set of outputs, as DVC recorded it
+
+
+def trained(repo, stage: str) -> tuple[list[np.ndarray], dict, int]:
+    """(the weights of the model the stage trained, its metrics.json, its dvclive steps)."""
+    name = next(name for name, trains in MODEL_STAGES.items() if trains == stage)
+    folder = repo.path / "metrics" / stage
+    steps = len((folder / "plots/metrics/train/loss.tsv").read_text().splitlines()) - 1
+    summary = json.loads((folder / "metrics.json").read_text())
+    return load_model(repo.path / f"models/{name}.keras").get_weights(), summary, steps
 
 
 def stages_started(dvc_output: str) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 from conftest import ALL_STAGES, SHARED_CIFAR10, make_repo
 
 from classifier.core.layout import MODEL_STAGES
+from classifier.intake.prepared import load_prepared
 from classifier.models.saving import load_model, saved_class_names
 
 pytestmark = pytest.mark.e2e
@@ -71,12 +72,12 @@ def test_split_keeps_every_class_in_every_split_and_records_the_source(cifar_rep
     assert {row["source"] for row in rows} == {
         f"{name}/{i:04d}.jpg" for name in CIFAR10_CLASSES for i in range(PER_CLASS)
     }
-    labels = np.load(cifar_repo.path / "data/prepared/train_labels.npy")
+    labels = load_prepared("train", cifar_repo.path / "data/prepared")[1]
     assert set(labels.tolist()) == set(range(10))
 
 
 def test_models_end_in_a_softmax_over_the_ten_classes_and_carry_their_names(cifar_repo):
-    pixels = np.load(cifar_repo.path / "data/prepared/test_images.npy")[:4].astype(np.float32)
+    pixels = load_prepared("test", cifar_repo.path / "data/prepared")[0][:4].astype(np.float32)
     for model_name in MODEL_STAGES:
         path = cifar_repo.path / f"models/{model_name}.keras"
         probabilities = load_model(path).predict(pixels, verbose=0)

@@ -18,6 +18,7 @@ from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params, stock_k
 from PIL import Image
 
 from classifier.core.layout import MODEL_STAGES
+from classifier.intake.prepared import load_prepared
 from classifier.models.prediction import predict_probabilities
 from classifier.models.saving import load_model, saved_class_names
 from tools import plots_page
@@ -47,8 +48,7 @@ def test_split_and_prepare_outputs(tiny_repo):
     assert len(list((root / "data/split/train/cat").glob("cat.*.jpg"))) == 12
     assert len(list((root / "data/split/test/dog").glob("dog.*.jpg"))) == 6
     assert json.loads((root / "metrics/split.json").read_text())["validation"] == {"cat": 6, "dog": 6}
-    images = np.load(root / "data/prepared/train_images.npy")
-    labels = np.load(root / "data/prepared/train_labels.npy")
+    images, labels = load_prepared("train", root / "data/prepared")
     assert images.shape == (24, 48, 48, 3) and images.dtype == np.uint8
     assert sorted(labels.tolist()) == [0] * 12 + [1] * 12
 
@@ -59,7 +59,7 @@ def test_features_are_cached_per_split(tiny_repo):
 
 
 def test_every_model_takes_raw_pixels_and_has_metrics(tiny_repo):
-    pixels = np.load(tiny_repo.path / "data/prepared/test_images.npy").astype(np.float32)
+    pixels = load_prepared("test", tiny_repo.path / "data/prepared")[0][:].astype(np.float32)
     for model_name, stage in MODEL_STAGES.items():
         model = load_model(tiny_repo.path / f"models/{model_name}.keras")
         predictions = model.predict(pixels, verbose=0)
@@ -75,7 +75,7 @@ def test_every_model_takes_raw_pixels_and_has_metrics(tiny_repo):
 def test_every_model_opens_with_stock_keras_and_predicts_as_the_pipeline(tiny_repo, tmp_path):
     """No custom layer in any saved model: plain keras.models.load_model (safe mode) in a process that
     never imports this project gives the probabilities predict and evaluate compute."""
-    pixels = np.load(tiny_repo.path / "data/prepared/test_images.npy").astype(np.float32)
+    pixels = load_prepared("test", tiny_repo.path / "data/prepared")[0][:].astype(np.float32)
     paths = [tiny_repo.path / f"models/{model_name}.keras" for model_name in MODEL_STAGES]
     stock = stock_keras_outputs(paths, pixels, tmp_path)
     for path in paths:

@@ -38,6 +38,8 @@ from classifier.evaluation.metrics import (
 from classifier.evaluation.plot_data import write_class_curves
 from classifier.evaluation.report import report_markdown
 from classifier.evaluation.statistics import interval_text, wilson_interval
+from classifier.intake.prepared import save_prepared
+from classifier.intake.tables import write_table
 from classifier.models.heads import class_probabilities
 from classifier.models.saving import load_model, save_model
 from classifier.models.training import skipped
@@ -553,14 +555,11 @@ def workspace(folder: Path, class_names: list[str], model_classes: list[str] | N
     (folder / "data/classes.json").write_text(json.dumps(class_names))
     labels = np.arange(9, dtype=np.uint8) % len(class_names)
     images = np.random.default_rng(0).integers(0, 256, (9, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.uint8)
-    np.save(folder / "data/prepared/test_images.npy", images)
-    np.save(folder / "data/prepared/test_labels.npy", labels)
-    rows = ["split,row,label,class,path,source", "train,0,0,cat,train/x/x.0.jpg,raw/x.0.jpg"]
-    rows += [
-        f"test,{i},{label},{class_names[label]},test/{class_names[label]}/{i}.jpg,raw/{i}.jpg"
-        for i, label in reversed(list(enumerate(labels)))
-    ]  # any order: the row column says
-    (folder / "data/prepared/manifest.csv").write_text("\n".join(rows) + "\n")
+    save_prepared("test", images, labels, folder / "data/prepared")
+    rows = [
+        {"label": name, "path": f"test/{name}/{i}.jpg"} for i, name in enumerate(class_names[label] for label in labels)
+    ]
+    write_table(folder / "data/prepared/test/images-00000.npy", rows)
     keras.utils.set_random_seed(0)
     save_model(tiny_transfer_model(len(class_names)), folder / "models/fine_tuned.keras", model_classes or class_names)
     for name in MODEL_STAGES:

@@ -17,6 +17,7 @@ from classifier.core.cli import StageError
 from classifier.core.schema import HeadParams
 from classifier.evaluation import explaining, pictures
 from classifier.evaluation.metrics import predicted_classes
+from classifier.intake.prepared import save_prepared
 from classifier.models import assembly, graph, heads
 from classifier.models.prediction import predict_probabilities
 from classifier.models.saving import load_model, save_model
@@ -275,8 +276,7 @@ def workspace(folder: Path, model: keras.Model, class_names: list[str], **explai
     (folder / "data/classes.json").write_text(json.dumps(class_names))
     labels = np.arange(9, dtype=np.uint8) % len(class_names)
     images = np.random.default_rng(0).integers(0, 256, (9, *model.input_shape[1:])).astype(np.uint8)
-    np.save(folder / "data/prepared/test_images.npy", images)
-    np.save(folder / "data/prepared/test_labels.npy", labels)
+    save_prepared("test", images, labels, folder / "data/prepared")
     save_model(model, folder / "models/fine_tuned.keras", class_names)
 
 

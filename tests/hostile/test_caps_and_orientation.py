@@ -56,6 +56,7 @@ from classifier.core.cli import StageError
 from classifier.core.params import ParamsError, load_params
 from classifier.intake.images import decode_image
 from classifier.intake.prepared import load_prepared
+from classifier.intake.tables import prepared_rows
 from classifier.models import saving
 from classifier.serving.predicting import decoded_images
 from stages import predict, prepare, split
@@ -140,7 +141,7 @@ def test_a_144_megapixel_image_stops_prepare_naming_it(tmp_path, monkeypatch):
         "  data/split/train/cat/cat.1.jpg: 12000x12000 = 144,000,000 pixels, more than data.max_pixels allows "
         "(89,478,485): downscale it, or raise data.max_pixels",
     ]
-    assert not (work / "data" / "prepared" / "manifest.csv").exists()
+    assert not list((work / "data" / "prepared").rglob("images-*.csv"))  # no shard tables: no record of the arrays
     assert not (work / "metrics" / "prepare.json").exists()
 
 
@@ -277,8 +278,10 @@ def test_a_photo_taken_on_its_side_is_upright_in_prepare_and_predict(tmp_path, m
     work = project(tmp_path, monkeypatch, {"cat.0.jpg": sideways_photo()})
     prepare.main()
     images, _ = load_prepared("train")
-    (row,) = [row for row in read_csv(work / "data" / "prepared" / "manifest.csv") if row["path"].endswith("cat.0.jpg")]
-    prepared = images[int(row["row"])]
+    ((index, row),) = [
+        (index, row) for index, row in enumerate(prepared_rows("train")) if row["path"].endswith("cat.0.jpg")
+    ]
+    prepared = images[index]
     check_upright(prepared)
     copy = tmp_path / "photo.jpg"
     shutil.copy2(work / "data" / "split" / row["path"], copy)

@@ -62,6 +62,8 @@ from classifier.evaluation.metrics import classification_metrics, confusion, pre
 from classifier.evaluation.plot_data import write_class_curves, write_predictions
 from classifier.evaluation.report import report_markdown
 from classifier.intake.names import csv_dict_rows, csv_value
+from classifier.intake.prepared import load_prepared
+from classifier.intake.tables import prepared_rows
 from stages import prepare, split
 from tools import compare
 
@@ -329,15 +331,14 @@ def test_split_and_prepare_write_manifests_without_formulas_and_read_them_back(w
     assert all((SPLIT_DIR / row["path"]).is_file() and row["path"].split("/")[1] == row["label"] for row in manifest)
 
     prepare.main()
-    check_csv(PREPARED_DIR / "manifest.csv")
     classes = json.loads(CLASSES_FILE.read_text())
-    with open(PREPARED_DIR / "manifest.csv", newline="") as file:
-        prepared = list(csv_dict_rows(file))
     for part in ("train", "validation", "test"):
-        labels = np.load(PREPARED_DIR / f"{part}_labels.npy")
-        rows = sorted((int(row["row"]), row["label"]) for row in prepared if row["split"] == part)
-        assert [classes[label] for label in labels] == [label for _, label in rows]
-        assert sorted(label for _, label in rows) == sorted(NAMES)
+        for table in (PREPARED_DIR / part).glob("images-*.csv"):
+            check_csv(table)
+        labels = load_prepared(part)[1]
+        rows = prepared_rows(part)
+        assert [classes[label] for label in labels] == [row["label"] for row in rows]
+        assert sorted(row["label"] for row in rows) == sorted(NAMES)
 
 
 # --- 5: predict ----------------------------------------------------------------------------------------------------

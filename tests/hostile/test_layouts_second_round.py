@@ -318,14 +318,14 @@ def prepared(work: Path, raw: Path, bad: list[str]) -> None:
 
 def test_skipping_every_image_of_a_class_in_a_split(work, raw):
     prepared(work, raw, bad=["validation/cat/0.jpg", "validation/cat/1.jpg", "train/dog/2.jpg"])
-    write_files(work, {"data/prepared/manifest.csv": b"an earlier run's", "metrics/prepare.json": b"{}"})
+    write_files(work, {"data/prepared/validation/images-00000.csv": b"an earlier run's", "metrics/prepare.json": b"{}"})
     message = stage_error(prepare.main, "stages/prepare.py")
     assert message == (
         "data.on_bad_image: skip left no image of class 'cat' in validation (all 2 skipped); every class needs "
         "images in every split: replace the bad images in data.raw_dir (listed in data/prepared/skipped.csv), or "
         "leave the class out with data.classes"
     )
-    assert not (work / "data" / "prepared" / "manifest.csv").exists()
+    assert not list((work / "data" / "prepared").rglob("images-*.csv"))  # no shard tables: no record of the arrays
     assert not (work / "metrics" / "prepare.json").exists()
     with open(work / "data" / "prepared" / "skipped.csv", newline="") as skipped:
         assert len(list(csv.DictReader(skipped))) == 3

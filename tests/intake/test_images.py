@@ -15,7 +15,8 @@ from PIL import Image
 from classifier.core.cli import StageError
 from classifier.intake.classes import read_classes
 from classifier.intake.images import BadImage, decode_image, to_rgb
-from classifier.intake.prepared import load_prepared, prepared_paths
+from classifier.intake.prepared import load_prepared
+from classifier.intake.tables import prepared_rows
 from stages import prepare, split
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,15 +255,17 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def check_manifest_maps_to_arrays(work: Path) -> list[dict]:
-    rows = read_csv(work / "data" / "prepared" / "manifest.csv")
+    """Every split's shard tables, row by row beside its arrays; all their rows."""
+    rows = []
     for name in ("train", "validation", "test"):
         images, labels = load_prepared(name)
-        mine = [row for row in rows if row["split"] == name]
-        assert [int(row["row"]) for row in mine] == list(range(len(images)))
-        for row in mine:
+        mine = prepared_rows(name)
+        assert len(mine) == len(images)
+        for index, row in enumerate(mine):
             expected = decode_image((work / "data" / "split" / row["path"]).read_bytes(), SIZE)
-            assert np.array_equal(images[int(row["row"])], expected), row
-            assert labels[int(row["row"])] == read_classes().index(row["label"])
+            assert np.array_equal(images[index], expected), row
+            assert labels[index] == read_classes().index(row["label"])
+        rows += mine
     return rows
 
 
@@ -272,8 +275,9 @@ def test_prepare_writes_arrays_labels_and_manifest(tmp_path, monkeypatch):
 
     expected_counts = {"train": 8, "validation": 4, "test": 4}
     for name, n in expected_counts.items():
-        images_path, labels_path = prepared_paths(name)
-        images, labels = np.load(images_path), np.load(labels_path)
+        images, labels = load_prepared(name)
+        assert [path.name for path in images.files] == ["images-00000.npy"]  # data.shard_mb: one shard at this size
+        images = images[:]
         assert images.shape == (n, SIZE, SIZE, 3)
         assert images.dtype == np.uint8
         assert labels.dtype == np.int32
@@ -285,7 +289,12 @@ def test_prepare_writes_arrays_labels_and_manifest(tmp_path, monkeypatch):
 
     rows = check_manifest_maps_to_arrays(work)
     assert len(rows) == 16
-    assert list(rows[0]) == ["split", "row", "label", "class", "path", "source"]
+    assert list(rows[0]) == ["label", "class", "path", "source"]
+    assert sorted(path.name for path in (work / "data/prepared/train").iterdir()) == [
+        "images-00000.csv",
+        "images-00000.npy",
+        "labels.npy",
+    ]
     assert read_csv(work / "data" / "prepared" / "skipped.csv") == []
     report = json.loads((work / "metrics" / "prepare.json").read_text())
     assert report == {name: {"images": n, "skipped": 0} for name, n in expected_counts.items()}
@@ -304,7 +313,7 @@ def test_prepare_fails_on_a_bad_image_by_default(tmp_path, monkeypatch):
     assert "cat.1.jpg" not in message
     assert "on_bad_image: skip" in message
     assert not (work / "metrics" / "prepare.json").exists()
-    assert not (work / "data" / "prepared" / "manifest.csv").exists()
+    assert not list((work / "data" / "prepared").rglob("images-*.csv"))  # no shard tables: no record of the arrays
 
 
 def test_prepare_skips_a_bad_image_when_asked(tmp_path, monkeypatch):
@@ -316,7 +325,7 @@ def test_prepare_skips_a_bad_image_when_asked(tmp_path, monkeypatch):
     assert labels.tolist() == [0, 0, 0, 1, 1, 1, 1]
     rows = check_manifest_maps_to_arrays(work)
     assert len(rows) == 15
-    assert not any(row["split"] == "train" and row["path"].endswith("cat.2.jpg") for row in rows)
+    assert not any(row["path"] == "train/cat/cat.2.jpg" for row in rows)
 
     skipped = read_csv(work / "data" / "prepared" / "skipped.csv")
     assert len(skipped) == 1

@@ -16,6 +16,7 @@ import yaml
 
 from classifier.core.params import load_params
 from classifier.core.rules import ParamsError
+from classifier.intake.prepared import load_prepared, save_prepared
 from classifier.models import augmentation, prediction, saving
 from classifier.models.assembly import feature_extractor
 from classifier.models.batches import ArrayBatches
@@ -45,8 +46,7 @@ def workspace(tmp_path, monkeypatch) -> Path:
     rng = np.random.default_rng(0)
     Path("data/prepared").mkdir(parents=True)
     for split, count in COUNTS.items():
-        np.save(f"data/prepared/{split}_images.npy", rng.integers(0, 256, (count, SIZE, SIZE, 3), dtype=np.uint8))
-        np.save(f"data/prepared/{split}_labels.npy", np.arange(count) % 2)
+        save_prepared(split, rng.integers(0, 256, (count, SIZE, SIZE, 3), dtype=np.uint8), np.arange(count) % 2)
     Path("data/classes.json").write_text(json.dumps(["cat", "dog"]))
     keras.utils.set_random_seed(0)
     pixels = keras.Input((None, None, 3))
@@ -119,7 +119,7 @@ def test_an_augmented_view_is_the_training_augmentation_seeded_from_seed_and_vie
     train = features("train")
     params = load_params()
     extractor = feature_extractor(saving.load_model(Path("models/base.keras")), SIZE, "vgg16")
-    images = np.load("data/prepared/train_images.npy")[:BATCH].astype(np.float32)
+    images = load_prepared("train")[0][:BATCH].astype(np.float32)
     for view in (1, 2):
         layer = augmentation.augmentation(params.augmentation, augmentation.view_seed(params.seed, view))
         expected = extractor.predict_on_batch(np.asarray(layer(images, training=True)))  # its first batch

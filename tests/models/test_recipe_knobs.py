@@ -20,6 +20,7 @@ from PIL import Image
 from classifier.core.params import ParamsError, load_params
 from classifier.core.schema import HeadParams, OptimizerParams
 from classifier.intake.images import decode_image
+from classifier.intake.prepared import save_prepared
 from classifier.models import assembly, graph, heads, saving, training
 from classifier.models.batches import ArrayBatches
 from classifier.models.checkpoints import Checkpoint
@@ -377,8 +378,7 @@ def test_fine_tune_keeps_batchnorm_frozen_in_inference_mode_with_the_modern_reci
     rng = np.random.default_rng(0)
     Path("data/prepared").mkdir(parents=True)
     for split in ("train", "validation"):
-        np.save(f"data/prepared/{split}_images.npy", rng.integers(0, 256, (8, 16, 16, 3)).astype(np.uint8))
-        np.save(f"data/prepared/{split}_labels.npy", np.array([0, 1] * 4, np.uint8))
+        save_prepared(split, rng.integers(0, 256, (8, 16, 16, 3)).astype(np.uint8), np.array([0, 1] * 4, np.uint8))
     Path("data/classes.json").write_text(json.dumps(["cat", "dog"]))
     base = batchnorm_base()
     head = HeadParams(pooling="average", dense_units=4, dropout=0.0)

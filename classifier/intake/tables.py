@@ -1,0 +1,53 @@
+"""The prepared shards' tables: beside each shard images-NNNNN.npy, images-NNNNN.csv lists its rows'
+label, class, path (under data/split) and source, in row order, which map each row of the arrays
+back to its image. A table per shard, so that adding images changes only the tables of the shards
+they fall into. Imports classifier.core and classifier.intake.names and .prepared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from classifier.core.cli import StageError
+from classifier.core.layout import PREPARED_DIR
+from classifier.intake.names import csv_dict_rows, write_csv_file
+from classifier.intake.prepared import split_folder
+
+COLUMNS = ("label", "class", "path", "source")
+
+
+def write_table(shard: Path, rows: list[dict], unfinished: bool = False) -> None:
+    """The table of `shard` from its rows, in row order; `unfinished`: under a name readers skip, until
+    finish_tables (a stage that fails leaves no table)."""
+    path = shard.with_suffix(".csv.unfinished" if unfinished else ".csv")
+    write_csv_file(path, COLUMNS, ([row.get(column, "") for column in COLUMNS] for row in rows))
+
+
+def finish_tables(folder: Path = PREPARED_DIR) -> None:
+    for table in folder.glob("*/images-*.csv.unfinished"):
+        table.rename(table.with_suffix(""))
+
+
+def remove_unfinished_tables(folder: Path = PREPARED_DIR) -> None:
+    for table in folder.glob("*/images-*.csv.unfinished"):
+        table.unlink()
+
+
+def prepared_rows(split: str, folder: Path = PREPARED_DIR) -> list[dict]:
+    """The split's rows in array order: each image's label, class, path (under data/split) and source."""
+    rows = []
+    for table in sorted(split_folder(split, folder).glob("images-*.csv")):
+        with open(table, newline="") as file:
+            rows += csv_dict_rows(file)
+    return rows
+
+
+def test_image_paths(count: int) -> list[str]:
+    """The test images' paths (as under data/split), in the order of the test split's rows."""
+    paths = [row["path"] for row in prepared_rows("test")]
+    if len(paths) != count:
+        raise StageError(
+            f"the tables in {split_folder('test')} list {len(paths)} test images but its shards hold {count}: "
+            f"run `dvc repro prepare`"
+        )
+    return paths
