@@ -93,6 +93,8 @@ def whole_file_map(array) -> bool:
 def read_rows(path, data_offset: int, rows: np.ndarray, row_shape: tuple, dtype) -> np.ndarray:
     """Rows of the (rows, *row_shape) array stored at data_offset in a file, each read straight into its place."""
     out = np.empty((len(rows), *row_shape), dtype)
+    if not len(rows):
+        return out
     flat = out.reshape(len(rows), -1).view(np.uint8)
     row_bytes = flat.shape[1]
     descriptor = os.open(path, os.O_RDONLY)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from classifier.intake.preparation import prepare_split
 from classifier.intake.prepared import load_prepared, save_prepared
-from classifier.intake.shards import Shards, shard_ends
+from classifier.intake.shards import Shards, shard_ends, take_rows, whole_file_map
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 8
@@ -72,12 +72,25 @@ def test_shards_read_as_one_array_by_row_slice_and_rows(tmp_path):
     np.testing.assert_array_equal(images[rows], array[rows])
     np.testing.assert_array_equal(images[[4, 3]], array[[4, 3]])
     assert images[10:10].shape == (0, 2, 2, 3)
+    np.testing.assert_array_equal(images.take(np.array([22, 0, 7])), array[[22, 0, 7]])  # read from the files
+    assert images.take(np.array([], dtype=np.int64)).shape == (0, 2, 2, 3)
     with pytest.raises(IndexError):
         images[23]
     with pytest.raises(IndexError):
         images[np.array([1, 30])]
     with pytest.raises(FileNotFoundError, match="run `dvc repro prepare` first"):
         Shards(tmp_path / "nothing")
+
+
+def test_rows_of_a_memory_mapped_file_are_read_from_the_file_and_other_arrays_indexed(tmp_path):
+    features = np.random.default_rng(0).normal(size=(50, 3, 4)).astype(np.float32)
+    np.save(tmp_path / "features.npy", features)
+    mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
+    rows = np.array([1, 4, 4, 49])
+    assert whole_file_map(mapped) and not whole_file_map(mapped[10:]) and not whole_file_map(features)
+    np.testing.assert_array_equal(take_rows(mapped, rows), features[rows])
+    np.testing.assert_array_equal(take_rows(mapped[10:], rows[:3]), features[10:][rows[:3]])
+    np.testing.assert_array_equal(take_rows(features, rows), features[rows])
 
 
 def jpeg(value: int) -> bytes:
