@@ -6,8 +6,8 @@ The environment, first found wins:
 - explicit: KERAS_DISTRIBUTION_JOB_ADDRESSES (process 0's host:port), KERAS_DISTRIBUTION_NUM_PROCESSES
   and KERAS_DISTRIBUTION_PROCESS_ID (Keras' own names; on Kubernetes an Indexed Job's
   JOB_COMPLETION_INDEX may stand for the last);
-- SLURM (a task of `srun`): SLURM_NTASKS, SLURM_PROCID, the first host of SLURM_STEP_NODELIST, and
-  the port JAX itself derives from SLURM_JOB_ID.
+- SLURM, in a task of `srun` (all four set; a batch script has some of them): SLURM_NTASKS,
+  SLURM_PROCID, the first host of SLURM_STEP_NODELIST, and the port JAX derives from SLURM_JOB_ID.
 A stage started without either, with CLUSTER_LAUNCHER set (`srun`, or `python tools/local_cluster.py
 2 --`), starts itself again through it on every process. Imports classifier.core only; JAX when started.
 """
@@ -45,8 +45,8 @@ class Cluster:
 
 
 def cluster_from_environment(env: Mapping[str, str] = os.environ) -> Cluster | None:
-    """The cluster this process belongs to, or None when the environment names none; an incomplete
-    or inconsistent one is refused in one line."""
+    """The cluster this process belongs to, or None when the environment names none; incomplete
+    explicit variables, or inconsistent ones, are refused in one line."""
     explicit = {name: env.get(name, "") for name in EXPLICIT}
     if not explicit["KERAS_DISTRIBUTION_PROCESS_ID"] and env.get(KUBERNETES_INDEX):
         explicit["KERAS_DISTRIBUTION_PROCESS_ID"] = env[KUBERNETES_INDEX]
@@ -57,13 +57,7 @@ def cluster_from_environment(env: Mapping[str, str] = os.environ) -> Cluster | N
         coordinator = explicit["KERAS_DISTRIBUTION_JOB_ADDRESSES"].split(",")[0]
         numbers = explicit["KERAS_DISTRIBUTION_NUM_PROCESSES"], explicit["KERAS_DISTRIBUTION_PROCESS_ID"]
         return checked(coordinator, *numbers, "KERAS_DISTRIBUTION_*")
-    if any(env.get(name) for name in SLURM):
-        missing = [name for name in SLURM if not env.get(name)]
-        if missing:
-            raise StageError(
-                f"training.distribute: multi_host: {', '.join(missing)} not set (SLURM sets them in each task of "
-                f"`srun`, not in the allocation's shell); {HOW}"
-            )
+    if all(env.get(name) for name in SLURM):  # a task of srun (as JAX itself tells): not the batch script
         port = int(env["SLURM_JOB_ID"]) % 2**12 + (65535 - 2**12 + 1)  # JAX's own choice for SLURM
         coordinator = f"{first_host(env['SLURM_STEP_NODELIST'])}:{port}"
         return checked(coordinator, env["SLURM_NTASKS"], env["SLURM_PROCID"], "SLURM")
@@ -105,6 +99,11 @@ def join_cluster() -> Cluster:
     cluster = cluster_from_environment()
     if cluster is None:
         launcher = shlex.split(os.environ.get(LAUNCHER, ""))
+        if not launcher and os.environ.get("SLURM_JOB_ID"):
+            raise StageError(
+                "training.distribute: multi_host: this process is in a SLURM allocation but not in a task of srun: "
+                f"set {LAUNCHER}=srun, or start the stage with srun (docs/scale.md)"
+            )
         if not launcher:
             raise StageError(f"training.distribute: multi_host, but this process is in no cluster: {HOW}")
         command = [*launcher, sys.executable, *sys.orig_argv[1:]]  # this stage's command again: `-m stages.<stage>`

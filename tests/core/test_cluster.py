@@ -56,7 +56,6 @@ def test_the_first_host_of_a_slurm_node_list(node_list, host):
             {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "h:1"},
             "KERAS_DISTRIBUTION_NUM_PROCESSES, KERAS_DISTRIBUTION_PROCESS_ID not set",
         ),
-        ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "2"}, "SLURM_PROCID, SLURM_STEP_NODELIST not set (SLURM sets them"),
         ({**EXPLICIT, "KERAS_DISTRIBUTION_PROCESS_ID": "4"}, "process id '4' of '4' processes"),
         ({**EXPLICIT, "KERAS_DISTRIBUTION_NUM_PROCESSES": "four"}, "process id '2' of 'four' processes"),
         ({**EXPLICIT, "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1"}, "the coordinator '10.0.0.1' is not host:port"),
@@ -72,6 +71,8 @@ def test_an_incomplete_or_wrong_cluster_is_refused_in_one_line(env, named):
 
 def test_no_cluster_in_the_environment_is_none_and_one_host_always_writes():
     assert cluster_from_environment({}) is None
+    batch_script = {name: value for name, value in SLURM_TASK.items() if name != "SLURM_STEP_NODELIST"}
+    assert cluster_from_environment(batch_script) is None  # sbatch's script: process 0 of none yet, not a task
     assert writes_outputs("none", EXPLICIT) and writes_outputs("mirrored", EXPLICIT)
     assert not writes_outputs("multi_host", EXPLICIT)  # process 2
     assert writes_outputs("multi_host", {**EXPLICIT, "KERAS_DISTRIBUTION_PROCESS_ID": "0"})
@@ -81,6 +82,15 @@ def test_a_stage_in_no_cluster_without_a_launcher_is_refused_in_one_line(monkeyp
     for name in [*EXPLICIT, *SLURM_TASK, "JOB_COMPLETION_INDEX", cluster.LAUNCHER]:
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(StageError, match=r"^training.distribute: multi_host, but this process is in no cluster: set "):
+        cluster.join_cluster()
+
+
+def test_a_stage_in_a_slurm_allocation_outside_srun_is_told_to_launch_with_srun(monkeypatch):
+    for name in [*EXPLICIT, "SLURM_STEP_NODELIST", "JOB_COMPLETION_INDEX", cluster.LAUNCHER]:
+        monkeypatch.delenv(name, raising=False)
+    for name in ("SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_PROCID"):
+        monkeypatch.setenv(name, SLURM_TASK[name])
+    with pytest.raises(StageError, match=r"in a SLURM allocation but not in a task of srun: set CLUSTER_LAUNCHER=srun"):
         cluster.join_cluster()
 
 
