@@ -5,7 +5,7 @@
 # make test   install with the test tools (the ONNX converter, JAX and PyTorch), then lint and run the test suite (unit + end-to-end)
 # make unit   lint, then the fast tests only (no `dvc repro`)
 # make lint   ruff's lint and format check, and the import layers (pyproject.toml configures all three)
-# make bench  each stage's speed against this machine's limit, memory on 25,000 images, Keras backends vs TensorFlow (~18 min)
+# make bench  each stage's speed against this machine's limit, memory on 25,000 images, Keras backends vs TensorFlow, 100,000 images (~20 min)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c

@@ -1,6 +1,6 @@
 """How close each stage runs to what this machine can do, as ratios (`make bench`).
 
-    python -m benchmarks                    # the full run (about 18 minutes on 2 cores)
+    python -m benchmarks                    # the full run (about 20 minutes on 2 cores)
     python -m benchmarks --quick            # smaller sets: a smoke test of the benchmark itself
     python -m benchmarks --only backends    # one part (repeatable): throughput, dvc, memory, backends, scale
 

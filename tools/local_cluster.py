@@ -3,7 +3,7 @@
     python tools/local_cluster.py 2 -- python -m stages.train_classifier
     CLUSTER_LAUNCHER="python tools/local_cluster.py 2 --" dvc repro   # each multi_host stage, 2 processes
 
-Each process gets the cluster's environment (classifier.core.cluster): the coordinator on localhost
+Each process gets the cluster's environment (classifier.models.cluster): the coordinator on localhost
 at a free port, the number of processes, its id; and KERAS_BACKEND=jax, whose CPU collectives (gloo)
 join the processes as its GPU ones would join hosts. The first process's output is this command's;
 another's is shown when it fails. When one process fails the others are stopped (they would wait

@@ -18,13 +18,13 @@ import numpy as np
 
 from classifier.core.backend import backend_problem, devices, set_seed
 from classifier.core.cli import StageError
-from classifier.core.cluster import cluster_from_environment, join_cluster, same_on_every_process, writes_outputs
 from classifier.core.layout import MODEL_STAGES, model_path, stage_metrics_dir, training_summary
 from classifier.core.schema import RunParams
 from classifier.intake.prepared import load_prepared
 from classifier.models.assembly import compile_model, one_hot_classes
 from classifier.models.batches import ArrayBatches, left_out_text
 from classifier.models.checkpoints import Checkpoint, fingerprint, only_run
+from classifier.models.cluster import cluster_from_environment, join_cluster, same_on_every_process, writes_outputs
 from classifier.models.epochs import EpochLog, StageLive
 from classifier.models.saving import save_model, write_placeholder
 
@@ -215,7 +215,7 @@ def fit_stage(model: keras.Model, stage: str, train: Arrays, validation: Arrays,
 
 
 def save_trained(model: keras.Model, name: str, class_names: list[str], run: RunParams) -> None:
-    """models/<name>.keras, written by the one process that writes outputs (classifier.core.cluster).
+    """models/<name>.keras, written by the one process that writes outputs (classifier.models.cluster).
     Saving is a collective in a cluster: the other processes save too, into scratch."""
     if writes_outputs(run.distribute):
         save_model(model, model_path(name), class_names)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+import keras
 import numpy as np
 import pytest
 from conftest import (
@@ -24,7 +25,6 @@ from conftest import (
 
 from classifier.core.layout import MODEL_STAGES
 from classifier.intake.prepared import load_prepared
-from classifier.models.saving import load_model
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,8 @@ def trained(repo, stage: str) -> tuple[list[np.ndarray], dict, int]:
     folder = repo.path / "metrics" / stage
     steps = len((folder / "plots/metrics/train/loss.tsv").read_text().splitlines()) - 1
     summary = json.loads((folder / "metrics.json").read_text())
-    return load_model(repo.path / f"models/{name}.keras").get_weights(), summary, steps
+    weights = keras.saving.load_model(repo.path / f"models/{name}.keras", compile=False).get_weights()
+    return weights, summary, steps
 
 
 def stages_started(dvc_output: str) -> list[str]:

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
-from classifier.core.cluster import writes_outputs
 from classifier.core.schema import RunParams
 from classifier.intake.prepared import load_prepared, save_prepared
 from classifier.models import saving, training
 from classifier.models.batches import ArrayBatches
+from classifier.models.cluster import writes_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE, BATCH = 16, 8

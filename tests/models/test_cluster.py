@@ -1,14 +1,15 @@
-"""The cluster's environment (classifier.core.cluster): read from explicit variables, a Kubernetes
+"""The cluster's environment (classifier.models.cluster): read from explicit variables, a Kubernetes
 Indexed Job's index or SLURM's task variables; refused in one line when incomplete."""
 
 from __future__ import annotations
 
 import pytest
 
-from classifier.core import backend, cluster
+from classifier.core import backend
 from classifier.core.backend import backend_problem
 from classifier.core.cli import StageError
-from classifier.core.cluster import Cluster, cluster_from_environment, first_host, writes_outputs
+from classifier.models import cluster
+from classifier.models.cluster import Cluster, cluster_from_environment, first_host, writes_outputs
 
 EXPLICIT = {
     "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234",
