@@ -66,6 +66,8 @@ def test_jax_runs_every_stage_without_tensorflow_then_export_with_it(jax_repo, t
         np.testing.assert_allclose(on_tensorflow[str(path)], on_jax[str(path)], rtol=1e-4, atol=1e-5, err_msg=path.name)
 
 
+# Keras' note as a model trained on JAX (which compiles always) is loaded here, under TensorFlow's op determinism.
+@pytest.mark.filterwarnings("ignore:Model doesn't support `jit_compile=True`")
 def test_dvc_runs_a_multi_host_stage_on_every_process_of_a_local_cluster_as_one_process_would(jax_repo):
     stages = ("train_classifier", "train_frozen")
     one = {stage: trained(jax_repo, stage) for stage in stages}  # trained above, one process
