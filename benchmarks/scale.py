@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ from benchmarks import ROOT
 from benchmarks.harness import Row
 from benchmarks.images import CLASSES, write_manifest
 from benchmarks.memory import mib, peak_memory
-from tools.scratch_repo import GIT_IDENTITY, set_params
+from tools.scratch_repo import Repo, set_params
 
 SIZE = 32  # pixels per side: CIFAR's
 DISTINCT = 500  # distinct generated images per class; the set links to them in turn
@@ -129,15 +127,6 @@ def scale_rows(folder: Path, sizes: tuple[int, int]) -> list[Row]:
     return rows
 
 
-def run(*command: str, cwd: Path) -> str:
-    env = {**os.environ, **GIT_IDENTITY, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def dvc(*args: str, cwd: Path) -> str:
-    return run(sys.executable, "-m", "dvc", *args, cwd=cwd)
-
-
 def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
@@ -155,29 +144,32 @@ def dvc_transfer_rows(folder: Path, work: Path, source: Path, per_class: int) ->
     """data/prepared tracked by DVC and pushed to a local remote; then 1% more training images, prepared
     again: the bytes `dvc push` sends, and that `dvc pull` brings to a clone that had the first version."""
     remote, clone = folder / "remote", folder / "clone"
-    run("git", "init", "-q", cwd=work)
-    dvc("init", "-q", "--force", cwd=work)  # the stages made .dvc/tmp already
-    dvc("remote", "add", "-d", "local", str(remote), cwd=work)
-    dvc("add", "data/prepared", cwd=work)
-    run("git", "add", "data/prepared.dvc", "data/.gitignore", ".dvc/config", cwd=work)
-    run("git", "commit", "-q", "-m", "prepared", cwd=work)
-    dvc("push", cwd=work)
+    repo = Repo(work)
+    repo.env["PYTHONPATH"] = str(ROOT)  # the stages run from this checkout
+    repo.run("git", "init", "-q")
+    repo.dvc("init", "-q", "--force")  # the stages made .dvc/tmp already
+    repo.dvc("remote", "add", "-d", "local", str(remote))
+    repo.dvc("add", "data/prepared")
+    repo.run("git", "add", "data/prepared.dvc", "data/.gitignore", ".dvc/config")
+    repo.run("git", "commit", "-q", "-m", "prepared")
+    repo.dvc("push")
     first, before = folder_bytes(remote), contents(work / "data/prepared")
-    run("git", "clone", "-q", str(work), str(clone), cwd=folder)
-    dvc("pull", cwd=clone)
+    repo.run("git", "clone", "-q", str(work), str(clone))
+    other = Repo(clone)
+    other.dvc("pull")
     cached = folder_bytes(clone / ".dvc/cache")
 
     added = per_class // 100  # 1% more, after the others in each class's order
     with contextlib.chdir(work):
         lay_out(source, "train", per_class, added)
         write_manifest(work)
-    run(sys.executable, "-m", "stages.prepare", cwd=work)
-    dvc("add", "data/prepared", cwd=work)
-    run("git", "commit", "-q", "-am", "1% more images", cwd=work)
-    dvc("push", cwd=work)
+    repo.run(sys.executable, "-m", "stages.prepare")
+    repo.dvc("add", "data/prepared")
+    repo.run("git", "commit", "-q", "-am", "1% more images")
+    repo.dvc("push")
     pushed = folder_bytes(remote) - first
-    run("git", "pull", "-q", cwd=clone)
-    dvc("pull", cwd=clone)
+    other.run("git", "pull", "-q")
+    other.dvc("pull")
     pulled = folder_bytes(clone / ".dvc/cache") - cached
 
     after, known = contents(work / "data/prepared"), {digest for digest, _ in before.values()}

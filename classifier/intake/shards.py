@@ -146,12 +146,7 @@ class Shards:
         rows = np.where(rows < 0, rows + len(self), rows)
         if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"rows beyond the {len(self)} of these shards")
-        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
-        shards = self.shard_of(rows)
-        for shard in np.unique(shards):
-            taken = shards == shard
-            out[taken] = self.parts[shard][rows[taken] - self.starts[shard]]
-        return out
+        return self.take(rows)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """self[rows], read from the shards' files (take_rows says why)."""
