@@ -15,23 +15,18 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-# The demo: recipes/demo.yaml (tiny generated images, VGG16 with random weights, few epochs) over
-# the book's settings, whatever params.yaml holds, as a DVC experiment in a temporary copy of the
-# repository: the workspace and git stay untouched. See it with `dvc exp show`. DEMO_DATA is the
-# recipe's data.raw_dir.
-DEMO_DATA := data/demo
-DEMO_EXP := demo
+# Every target but the installs runs a command of `classifier` (classifier/cli.py), which `make install`
+# puts in .venv/bin with the project itself (an editable install: the repository's code, as it is).
 RECIPE ?= laptop
 BASE ?= imagenet
-# DVC's warning for each output not yet in dvc.lock, as every output is before a first run.
-FIRST_RUN_NOISE := No file hash info found for
 
 .PHONY: install install-test demo own compare lint test unit bench
 
-$(VENV)/installed: requirements.txt
+$(VENV)/installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python tools/plots_page.py  # `dvc plots show` without the network
+	$(BIN)/python -m pip install --quiet --no-deps --editable .  # the `classifier` command
+	$(BIN)/classifier plots-page  # `dvc plots show` without the network
 	touch $@
 
 $(VENV)/installed-test: $(VENV)/installed requirements-test.txt requirements-export.txt requirements-jax.txt requirements-torch.txt
@@ -41,19 +36,14 @@ $(VENV)/installed-test: $(VENV)/installed requirements-test.txt requirements-exp
 install: $(VENV)/installed
 install-test: $(VENV)/installed-test
 
-demo: install
-	python tools/make_demo_data.py $(DEMO_DATA) --per-class 250
-	@dvc exp remove $(DEMO_EXP) >/dev/null 2>&1 || true  # the previous demo, if any
-	eval dvc exp run --temp --copy-paths $(DEMO_DATA) -n $(DEMO_EXP) "$$(python tools/recipe.py demo --set)" 2>&1 \
-		| grep -v --line-buffered "$(FIRST_RUN_NOISE)"
-	python tools/results_table.py --exp $(DEMO_EXP)
-	@echo "Next: . $(VENV)/bin/activate, then dvc exp show, or make compare; your photos: make own DATA=path/to/photos"
+demo: install  # recipes/demo.yaml on generated images, as the DVC experiment `demo` in a temporary copy
+	classifier demo
 
 own: install  # make own DATA=path/to/photos [BASE=path/to/base.keras] [RECIPE=laptop]
-	python tools/own.py "$(DATA)" --base "$(BASE)" --recipe "$(RECIPE)"
+	classifier own "$(DATA)" --base "$(BASE)" --recipe "$(RECIPE)"
 
 compare: install  # the experiments side by side: the params that differ, the headline metrics
-	python tools/compare.py $(EXPS)
+	classifier compare $(EXPS)
 
 lint: install-test
 	ruff check .

@@ -32,12 +32,12 @@ def measure(batch_size: int, extract_batch_size: int, seed: int = 0) -> dict:
     from benchmarks.throughput import for_training, frozen_classifier, load_base
     from classifier.core.backend import set_seed
     from classifier.core.params import load_params
-    from classifier.intake.prepared import load_prepared
-    from classifier.models.assembly import feature_extractor
+    from classifier.intake.prepared.arrays import load_prepared
+    from classifier.models.architecture import feature_extractor
     from classifier.models.bases import fine_tune_layer
-    from classifier.models.batches import ArrayBatches
     from classifier.models.graph import nested_base, unfreeze_from
     from classifier.models.prediction import predict_to_file
+    from classifier.models.training.batches import ArrayBatches
 
     set_seed(seed)  # as every stage
     params = load_params(ROOT / "params.yaml")

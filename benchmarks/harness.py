@@ -51,6 +51,13 @@ def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f} img/s"
 
 
+def speed_row(name: str, count: int, seconds: dict[str, float], reference: str, what: str, target: float, note: str):
+    """The stage's images per second against the `reference` contender's (described by `what`), on the
+    same `count` images; `seconds`: each contender's best time, the stage's under "stage"."""
+    ratio = seconds[reference] / seconds["stage"]
+    return Row(name, rate(count, seconds["stage"]), f"{rate(count, seconds[reference])} ({what})", ratio, target, note)
+
+
 def taking_turns(rounds: int, contenders: dict[str, Callable[[], dict[str, float]]]) -> dict[str, dict[str, float]]:
     """{contender: {measurement: fastest seconds}}: each contender, called once per round in turn,
     reports its own timings; this machine's slower and faster moments (a shared VM: +-15%) fall on

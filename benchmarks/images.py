@@ -19,13 +19,9 @@ def source_images(folder: Path, per_class: int) -> tuple[Path, str, int]:
     if (SHARED_IMAGES / f"dog.{per_class - 1}.jpg").is_file():
         available = sum(1 for _ in SHARED_IMAGES.glob("dog.*.jpg"))
         return SHARED_IMAGES, f"real Kaggle images ({SHARED_IMAGES.relative_to(ROOT.parent)})", available
-    from tools.make_demo_data import draw
+    from classifier.commands.demo import write_images
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for label in CLASSES:
-        for index in range(per_class):
-            draw(label, index, 200, seed=0).save(folder / f"{label}.{index}.jpg", quality=90)
-    return folder, "generated images (tools/make_demo_data.py, 200x200)", per_class
+    return write_images(folder, per_class, 200), "generated images (classifier demo, 200x200)", per_class
 
 
 def lay_out_split(images: Path, split: str, per_class: int, start: int = 0, cycle: int | None = None) -> list[dict]:

@@ -34,13 +34,9 @@ def lay_out(source: Path, split: str, first: int, count: int) -> None:
 
 
 def generated(folder: Path) -> Path:
-    from tools.make_demo_data import draw
+    from classifier.commands.demo import write_images
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for label in CLASSES:
-        for index in range(DISTINCT):
-            draw(label, index, SIZE, seed=0).save(folder / f"{label}.{index}.jpg", quality=90)
-    return folder.resolve()
+    return write_images(folder, DISTINCT, SIZE).resolve()
 
 
 def small_base(path: Path) -> None:

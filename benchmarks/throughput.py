@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from benchmarks import ROOT, SHARED
-from benchmarks.harness import Row, best_of, rate
+from benchmarks.harness import Row, best_of, speed_row
 from benchmarks.images import CLASSES, lay_out_split, prepare_train
 
 SHARED_BASE = SHARED / "models/efficientnet_lite0_notop.keras"
@@ -45,9 +45,8 @@ def load_base() -> Base:
 
 def frozen_classifier(base, mode: str, size: int, params):
     """The frozen base with a fresh dense head: the model stage train_frozen saves."""
-    from classifier.models.assembly import with_classifier
+    from classifier.models.architecture import dense_classifier, with_classifier
     from classifier.models.graph import freeze
-    from classifier.models.heads import dense_classifier
 
     freeze(base)
     head = dense_classifier(base.compute_output_shape((None, size, size, 3))[1:], params.head, len(CLASSES))
@@ -56,8 +55,8 @@ def frozen_classifier(base, mode: str, size: int, params):
 
 def for_training(model, params, seed: int, augment: bool = True):
     """`model` as stages train_frozen and fine_tune train it: the augmentation in front, compiled."""
-    from classifier.models.assembly import compile_model
     from classifier.models.augmentation import augmentation, with_augmentation
+    from classifier.models.training.compiling import compile_model
 
     trained = with_augmentation(model, augmentation(params.augmentation, seed)) if augment else model
     compile_model(trained, LEARNING_RATE)
@@ -65,7 +64,7 @@ def for_training(model, params, seed: int, augment: bool = True):
 
 
 def bench_prepare(split: str, rows: list[dict], size: int, rounds: int) -> Row:
-    from classifier.intake.images import decode_image
+    from classifier.intake.decoding import decode_image
     from classifier.intake.preparation import prepare_split
 
     paths = [Path("data/split") / row["path"] for row in rows]
@@ -80,20 +79,14 @@ def bench_prepare(split: str, rows: list[dict], size: int, rounds: int) -> Row:
             prepare_split(split, rows, size, list(CLASSES), pool)
 
     seconds = best_of(rounds, {"plain": plain_loop, "stage": stage})
-    return Row(
-        "prepare",
-        rate(len(rows), seconds["stage"]),
-        f"{rate(len(rows), seconds['plain'])} (PIL loop, 1 process)",
-        seconds["plain"] / seconds["stage"],
-        1.7,
-        f"{len(rows)} images -> {size}x{size}, {os.cpu_count()} cores",
-    )
+    note = f"{len(rows)} images -> {size}x{size}, {os.cpu_count()} cores"
+    return speed_row("prepare", len(rows), seconds, "plain", "PIL loop, 1 process", 1.7, note)
 
 
 def bench_extract(images, base, mode: str, batch_size: int, out: Path, rounds: int) -> Row:
     import numpy as np
 
-    from classifier.models.assembly import feature_extractor
+    from classifier.models.architecture import feature_extractor
     from classifier.models.prediction import predict_to_file
 
     extractor = feature_extractor(base, images.shape[1], mode)
@@ -107,14 +100,8 @@ def bench_extract(images, base, mode: str, batch_size: int, out: Path, rounds: i
             "stage": lambda: predict_to_file(extractor, images, batch_size, out),
         },
     )
-    return Row(
-        "extract_features",
-        rate(len(images), seconds["stage"]),
-        f"{rate(len(images), seconds['limit'])} (predict, float32 in memory)",
-        seconds["limit"] / seconds["stage"],
-        0.9,
-        f"{len(images)} images, batch {batch_size}",
-    )
+    note = f"{len(images)} images, batch {batch_size}"
+    return speed_row("extract_features", len(images), seconds, "limit", "predict, float32 in memory", 0.9, note)
 
 
 def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: int, rounds: int) -> list[Row]:
@@ -123,7 +110,7 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     import tensorflow as tf
 
     from classifier.core.params import load_params
-    from classifier.models.batches import ArrayBatches
+    from classifier.models.training.batches import ArrayBatches
 
     params = load_params(ROOT / "params.yaml")
     size = images.shape[1]
@@ -159,23 +146,13 @@ def bench_train_frozen(images, labels, base, mode: str, batch_size: int, seed: i
     )
     n = len(labels)
     note = f"{n} images, batch {batch_size}, best epoch of {rounds} after a warm-up one"
+    in_memory, usual = (
+        "train step on in-memory tensors, no augmentation",
+        "image_dataset_from_directory + same augmentation",
+    )
     return [
-        Row(
-            "train_frozen (a)",
-            rate(n, seconds["stage"]),
-            f"{rate(n, seconds['limit'])} (train step on in-memory tensors, no augmentation)",
-            seconds["limit"] / seconds["stage"],
-            0.75,
-            note,
-        ),
-        Row(
-            "train_frozen (b)",
-            rate(n, seconds["stage"]),
-            f"{rate(n, seconds['usual'])} (image_dataset_from_directory + same augmentation)",
-            seconds["usual"] / seconds["stage"],
-            1.0,
-            "JPEGs decoded every epoch",
-        ),
+        speed_row("train_frozen (a)", n, seconds, "limit", in_memory, 0.75, note),
+        speed_row("train_frozen (b)", n, seconds, "usual", usual, 1.0, "JPEGs decoded every epoch"),
     ]
 
 
@@ -191,7 +168,7 @@ def throughput_rows(
         prepare_train(images, per_class, size)
 
         from classifier.core.backend import set_seed
-        from classifier.intake.prepared import load_prepared
+        from classifier.intake.prepared.arrays import load_prepared
 
         set_seed(0)  # as every stage: seeded, the backend's ops deterministic
         base = load_base()

@@ -8,8 +8,9 @@ declares the whole file, runs first, writes nothing, and takes a second. It also
 when `base.weights: imagenet` cannot be had offline (classifier.models.downloads).
 """
 
-from classifier.core.cli import StageError, run_stage
+from classifier.core.errors import StageError
 from classifier.core.params import PARAMS_FILE, load_params
+from classifier.core.startup import run_stage
 from classifier.models.downloads import imagenet_weights_problem
 
 

@@ -21,30 +21,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from classifier.core.cli import run_stage
-from classifier.core.layout import (
-    EVALUATION_DIR,
-    EVALUATION_METRICS,
-    HEADLINE,
-    MODEL_STAGES,
-    REPORT,
-    model_path,
-)
 from classifier.core.params import load_params
-from classifier.evaluation.metrics import (
-    classification_metrics,
-    confusion,
-    predicted_classes,
-)
-from classifier.evaluation.pictures import most_wrong_gallery
+from classifier.core.paths import EVALUATION_DIR, EVALUATION_METRICS, HEADLINE, MODEL_STAGES, REPORT, model_path
+from classifier.core.startup import run_stage
+from classifier.evaluation.gallery import most_wrong_gallery
+from classifier.evaluation.metrics import classification_metrics, confusion, predicted_classes
 from classifier.evaluation.plot_data import write_class_curves, write_predictions, write_roc, write_untrained
 from classifier.evaluation.report import report_markdown
 from classifier.evaluation.statistics import wilson_interval
-from classifier.intake.classes import read_classes
-from classifier.intake.prepared import load_prepared
-from classifier.intake.tables import test_image_paths
-from classifier.models.choice import best_on_validation, keep_as_best, trained_summaries
-from classifier.models.prediction import check_trained_on, predict_probabilities
+from classifier.intake.prepared.arrays import load_prepared, read_classes
+from classifier.intake.tables import image_paths
+from classifier.models.architecture import check_trained_on
+from classifier.models.best_model import best_on_validation, keep_as_best, trained_summaries
+from classifier.models.prediction import predict_probabilities
 from classifier.models.saving import load_model
 
 
@@ -73,7 +62,7 @@ def main() -> None:
     settings = params.evaluate
     class_names = read_classes()
     images, labels = load_prepared("test")
-    paths = test_image_paths(len(labels))
+    paths = image_paths("test", len(labels))
     trained = trained_summaries()
     best = best_on_validation(trained)
     results, counts, correct = {}, {}, {}

@@ -7,15 +7,15 @@ predicted class's logit on the last feature map for the first test images of eac
 """
 
 from classifier.core.backend import set_seed
-from classifier.core.cli import StageError, run_stage
-from classifier.core.layout import EXPLAIN_DIR, model_path
+from classifier.core.errors import StageError
 from classifier.core.params import load_params
-from classifier.evaluation import explaining
-from classifier.evaluation.pictures import activations_figure, filters_figure, grad_cam_figure
-from classifier.intake.classes import read_classes
-from classifier.intake.prepared import load_prepared
-from classifier.models.choice import using, which_model
-from classifier.models.prediction import check_trained_on
+from classifier.core.paths import EXPLAIN_DIR, model_path
+from classifier.core.startup import run_stage
+from classifier.explanation import internals
+from classifier.explanation.pictures import activations_figure, filters_figure, grad_cam_figure
+from classifier.intake.prepared.arrays import load_prepared, read_classes
+from classifier.models.architecture import check_trained_on
+from classifier.models.best_model import using, which_model
 from classifier.models.saving import load_model
 
 
@@ -43,22 +43,20 @@ def main() -> None:
 
     image, label = images[index], labels[index]
     asked = settings.activation_layers
-    layers = chosen(explaining.first_convolutions(model, asked), asked, "explain.activation_layers")
+    layers = chosen(internals.first_convolutions(model, asked), asked, "explain.activation_layers")
     activations_figure(
         image,
         [layer.name for layer in layers],
-        explaining.activations(model, image, layers),
+        internals.activations(model, image, layers),
         f"test image {index} ({class_names[label]})",
         f"{name}: activations of its first {len(layers)} convolutional layers",
         EXPLAIN_DIR / "activations.png",
     )
 
     asked = settings.filter_layers
-    layers = chosen(explaining.spread_convolutions(model, asked), asked, "explain.filter_layers")
+    layers = chosen(internals.spread_convolutions(model, asked), asked, "explain.filter_layers")
     steps, size = settings.filter_steps, settings.filter_size
-    patterns = [
-        explaining.filter_patterns(model, layer, settings.filters, steps, size, params.seed) for layer in layers
-    ]
+    patterns = [internals.filter_patterns(model, layer, settings.filters, steps, size, params.seed) for layer in layers]
     filters_figure(
         [layer.name for layer in layers],
         patterns,
@@ -66,8 +64,8 @@ def main() -> None:
         EXPLAIN_DIR / "filters.png",
     )
 
-    rows = explaining.grad_cam_rows(labels, settings.gradcam_per_class)
-    heatmaps, probabilities = explaining.grad_cam(model, images[rows])
+    rows = internals.grad_cam_rows(labels, settings.gradcam_per_class)
+    heatmaps, probabilities = internals.grad_cam(model, images[rows])
     grad_cam_figure(
         images[rows],
         heatmaps,

@@ -18,11 +18,12 @@ from pathlib import Path
 import keras
 
 from classifier.core.backend import run_on_tensorflow
-from classifier.core.cli import StageError, run_stage
-from classifier.core.layout import EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
+from classifier.core.errors import StageError
 from classifier.core.params import load_params
-from classifier.models.choice import using, which_model
-from classifier.models.prediction import class_names_of
+from classifier.core.paths import EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
+from classifier.core.startup import run_stage
+from classifier.models.architecture import class_names_of
+from classifier.models.best_model import using, which_model
 from classifier.models.saving import load_model
 
 

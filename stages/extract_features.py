@@ -13,14 +13,13 @@ and its labels repeated k times to match; validation and test keep the plain ima
 
 import numpy as np
 
-from classifier.core.cli import run_stage
-from classifier.core.layout import BASE_MODEL, FEATURES_DIR, SPLITS
 from classifier.core.params import load_params
-from classifier.intake.prepared import load_prepared
-from classifier.models.assembly import feature_extractor
+from classifier.core.paths import BASE_MODEL, FEATURES_DIR, SPLITS
+from classifier.core.startup import run_stage
+from classifier.intake.prepared.arrays import load_prepared
+from classifier.models.architecture import feature_extractor, preprocessing_mode
 from classifier.models.augmentation import augmented_views
 from classifier.models.prediction import predict_to_file
-from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model
 
 PLAIN = (None,)  # one view: the images as they are

@@ -7,36 +7,30 @@ same augmentation goes in front. `base.fine_tune_from` and every later layer bec
 `block5_conv1`, 10 weight tensors; for a .keras base with null, its last convolutional layer.
 """
 
-from classifier.core.cli import run_stage
-from classifier.core.layout import model_path
 from classifier.core.params import load_params
-from classifier.intake.classes import read_classes
+from classifier.core.paths import model_path
+from classifier.core.startup import run_stage
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.bases import fine_tune_layer
 from classifier.models.graph import nested_base, unfreeze_from
 from classifier.models.saving import load_model
-from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, save_trained, skipped
-
-STAGE = "fine_tune"
+from classifier.models.training.stage import TrainingStage
 
 
 def main() -> None:
     params = load_params()
-    if skipped(params, "fine_tuned"):
+    stage = TrainingStage(params, "fine_tuned")
+    if stage.skipped():
         return
-    settings = params.fine_tune
-    class_names = read_classes()
-    train, validation = prepared_splits()
-    with model_scope(params.training, params.seed):
-        model = load_model(model_path(settings.start_from))
+    with stage.building():
+        model = load_model(model_path(params.fine_tune.start_from))
         layer, why = fine_tune_layer(params.base, nested_base(model))
-        print(f"{STAGE}: unfreezing from {layer!r}, {why}")
+        print(f"{stage.name}: unfreezing from {layer!r}, {why}")
         unfreeze_from(nested_base(model), layer)
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
-        # compiled after unfreezing: trainability changes take effect only then
-        compile_stage(trained, params.lr, settings, params, train)
-    fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
-    save_trained(model, "fine_tuned", class_names, params.training)
+        stage.compile(trained, params.lr)  # after unfreezing: trainability changes take effect only then
+    stage.fit(trained)
+    stage.save(model)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ or is for another architecture: each stops the stage with one line, not five sta
 """
 
 from classifier.core.backend import set_seed
-from classifier.core.cli import run_stage
-from classifier.core.layout import BASE_MODEL
 from classifier.core.params import load_params
+from classifier.core.paths import BASE_MODEL
+from classifier.core.startup import run_stage
 from classifier.models.bases import build_base, fine_tune_layer
 from classifier.models.graph import leaf_layers
 from classifier.models.saving import save_model

@@ -3,13 +3,13 @@
 For each split it writes data/prepared/<split>/: the images, (N, S, S, 3) uint8 with
 S = data.image_size, as shards images-00000.npy, ... of at most data.shard_mb megabytes each (cut
 where the images' paths say, so that adding images changes only the shards they fall into:
-classifier.intake.shards), beside each its table images-00000.csv, ..., which maps each row back to
+classifier.intake.prepared.shards), beside each its table images-00000.csv, ..., which maps each row back to
 its image, and labels.npy (label i = the i-th name in data/classes.json). Every later stage reads
 these arrays, never the JPEGs. Images are decoded on all cores and streamed into memory-mapped files, so
 memory stays bounded by a batch, not by the data set.
 
 Each image is turned upright as its EXIF orientation says, and a large one decoded reduced
-(classifier.intake.images). A corrupt or truncated image, or one of more than data.max_pixels
+(classifier.intake.decoding). A corrupt or truncated image, or one of more than data.max_pixels
 pixels (refused from its header, before decoding), fails the stage with the list of bad files
 (data.on_bad_image: fail), or is left out and listed in data/prepared/skipped.csv (skip), with
 a line and metrics/prepare.json counting the skipped images per class. Skipping that leaves a
@@ -19,34 +19,29 @@ neither shard tables nor metrics/prepare.json (not even an earlier run's).
 
 import json
 
-from classifier.core.cli import StageError, run_stage
-from classifier.core.layout import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLITS
+from classifier.core.errors import StageError
 from classifier.core.params import load_params
-from classifier.intake.classes import read_classes
-from classifier.intake.preparation import (
-    check_split_manifest,
-    emptied_classes,
-    prepare_splits,
-    skipped_per_class,
-    write_csv,
-)
-from classifier.intake.prepared import MEGABYTE
+from classifier.core.paths import METRICS_DIR, PREPARED_DIR, SPLIT_DIR, SPLITS
+from classifier.core.startup import run_stage
+from classifier.intake import preparation
+from classifier.intake.prepared.arrays import MEGABYTE, read_classes
 from classifier.intake.tables import finish_tables, remove_unfinished_tables
 
 
 def main() -> None:
     params = load_params()
     size = params.data.image_size
-    check_split_manifest()
+    preparation.check_split_manifest()
     class_names = read_classes()
     PREPARED_DIR.mkdir(parents=True, exist_ok=True)
     # The arrays are rewritten: a run that fails must leave no record of old ones (prepare_splits
     # removes each split's old shards and tables; its new tables count once finished).
     (METRICS_DIR / "prepare.json").unlink(missing_ok=True)
     shard_bytes = params.data.shard_mb * MEGABYTE
-    kept, report, all_bad, totals = prepare_splits(size, class_names, params.data.max_pixels, shard_bytes)
+    kept, report, all_bad, totals = preparation.prepare_splits(size, class_names, params.data.max_pixels, shard_bytes)
+    emptied = preparation.emptied_classes(totals, all_bad, class_names)
     try:
-        check_what_is_left(params.data.on_bad_image, report, all_bad, emptied_classes(totals, all_bad, class_names))
+        check_what_is_left(params.data.on_bad_image, report, all_bad, emptied)
     except StageError:
         remove_unfinished_tables()
         raise
@@ -58,7 +53,7 @@ def main() -> None:
     if all_bad:
         print(
             f"prepare: warning: skipped {len(all_bad)} images that cannot be decoded (data.on_bad_image: skip), "
-            f"per class: {skipped_per_class(report, class_names)}; listed in {PREPARED_DIR}/skipped.csv"
+            f"per class: {preparation.skipped_per_class(report, class_names)}; listed in {PREPARED_DIR}/skipped.csv"
         )
     print(f"prepare: {kept} images at {size}x{size} into {PREPARED_DIR}/")
 
@@ -72,7 +67,8 @@ def check_what_is_left(on_bad: str, report: dict, all_bad: list[dict], emptied: 
             f"{len(all_bad)} images cannot be decoded:\n{listing}\n"
             f"Replace or delete them in data.raw_dir, or set data.on_bad_image: skip to leave them out"
         )
-    write_csv(PREPARED_DIR / "skipped.csv", ("split", "label", "class", "path", "source", "error"), all_bad)
+    columns = ("split", "label", "class", "path", "source", "error")
+    preparation.write_csv(PREPARED_DIR / "skipped.csv", columns, all_bad)
     empty = [split for split in SPLITS if report[split]["images"] == 0]
     if empty:
         raise StageError(f"no decodable image left in split(s) {', '.join(empty)}; see {PREPARED_DIR}/skipped.csv")

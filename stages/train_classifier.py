@@ -7,17 +7,12 @@ takes raw pixels like every other model.
 
 import numpy as np
 
-from classifier.core.cli import run_stage
-from classifier.core.layout import BASE_MODEL, FEATURES_DIR
 from classifier.core.params import load_params
-from classifier.intake.classes import read_classes
-from classifier.models.assembly import with_classifier
-from classifier.models.heads import dense_classifier
-from classifier.models.preprocessing import preprocessing_mode
+from classifier.core.paths import BASE_MODEL, FEATURES_DIR
+from classifier.core.startup import run_stage
+from classifier.models.architecture import dense_classifier, preprocessing_mode, with_classifier
 from classifier.models.saving import load_model
-from classifier.models.training import compile_stage, fit_stage, model_scope, save_trained, skipped
-
-STAGE = "train_classifier"
+from classifier.models.training.stage import TrainingStage
 
 
 def load_features(split: str):
@@ -26,17 +21,18 @@ def load_features(split: str):
 
 def main() -> None:
     params = load_params()
-    if skipped(params, "feature_extraction"):
+    stage = TrainingStage(
+        params, "feature_extraction", data=lambda: (load_features("train"), load_features("validation"))
+    )
+    if stage.skipped():
         return
-    settings = params.train_classifier
-    class_names = read_classes()
-    train, validation = load_features("train"), load_features("validation")
-    with model_scope(params.training, params.seed):
-        classifier = dense_classifier(train[0].shape[1:], params.head, len(class_names))
-        compile_stage(classifier, settings.learning_rate, settings, params, train)
-    fit_stage(classifier, STAGE, train, validation, settings, params, len(class_names))
-    model = with_classifier(load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base))
-    save_trained(model, "feature_extraction", class_names, params.training)
+    with stage.building() as classes:
+        classifier = dense_classifier(stage.train[0].shape[1:], params.head, classes)
+        stage.compile(classifier, params.train_classifier.learning_rate)
+    stage.fit(classifier)
+    stage.save(
+        with_classifier(load_model(BASE_MODEL), classifier, params.data.image_size, preprocessing_mode(params.base))
+    )
 
 
 if __name__ == "__main__":

@@ -4,19 +4,14 @@ augmented images (the book's "feature extraction with data augmentation").
 Only the head learns: for VGG16, 4 trainable weight tensors out of 30.
 """
 
-from classifier.core.cli import run_stage
-from classifier.core.layout import BASE_MODEL
 from classifier.core.params import load_params
-from classifier.intake.classes import read_classes
-from classifier.models.assembly import feature_map_shape, with_classifier
+from classifier.core.paths import BASE_MODEL
+from classifier.core.startup import run_stage
+from classifier.models.architecture import dense_classifier, feature_map_shape, preprocessing_mode, with_classifier
 from classifier.models.augmentation import augmentation, with_augmentation
 from classifier.models.graph import freeze
-from classifier.models.heads import dense_classifier
-from classifier.models.preprocessing import preprocessing_mode
 from classifier.models.saving import load_model
-from classifier.models.training import compile_stage, fit_stage, model_scope, prepared_splits, save_trained, skipped
-
-STAGE = "train_frozen"
+from classifier.models.training.stage import TrainingStage
 
 
 def build(params, base, num_classes: int):
@@ -33,17 +28,15 @@ def build(params, base, num_classes: int):
 
 def main() -> None:
     params = load_params()
-    if skipped(params, "frozen_augmented"):
+    stage = TrainingStage(params, "frozen_augmented")
+    if stage.skipped():
         return
-    settings = params.train_frozen
-    class_names = read_classes()
-    train, validation = prepared_splits()
-    with model_scope(params.training, params.seed):
-        model = build(params, load_model(BASE_MODEL), len(class_names))
+    with stage.building() as classes:
+        model = build(params, load_model(BASE_MODEL), classes)
         trained = with_augmentation(model, augmentation(params.augmentation, params.seed))
-        compile_stage(trained, settings.learning_rate, settings, params, train)
-    fit_stage(trained, STAGE, train, validation, settings, params, len(class_names))
-    save_trained(model, "frozen_augmented", class_names, params.training)
+        stage.compile(trained, params.train_frozen.learning_rate)
+    stage.fit(trained)
+    stage.save(model)
 
 
 if __name__ == "__main__":

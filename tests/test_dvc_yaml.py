@@ -1,7 +1,7 @@
 """dvc.yaml's structure, checked in a second without running anything: the stage list, the params
-check first, declared keys that exist, outs that match the layout, metrics and plots that are outs,
-data deps that some stage makes. Whether each stage declares exactly what it reads, writes and
-uses is shown by running it: tests/e2e/test_dvc_deps_e2e.py.
+check first, declared keys that exist (the training stages' shared ones too), outs that match the
+layout, metrics and plots that are outs, data deps that some stage makes. Whether each stage declares
+exactly what it reads, writes and uses is shown by running it: tests/e2e/test_dvc_deps_e2e.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from classifier.core import layout
+from classifier.core import paths
+from tests.support.paths import ROOT as REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 STAGES: dict[str, dict] = DVC["stages"]
@@ -29,7 +29,7 @@ KEYED_STAGES = [stage for stage in STAGES if stage != PARAMS_CHECK]
 TEMPLATE = re.compile(r"\$\{\s*([\w.]+)\s*\}")
 # Data deps that no stage makes: what people put in (besides data.raw_dir).
 USER_INPUTS = {
-    ("load_base", str(layout.BASES_DIR)): (
+    ("load_base", str(paths.BASES_DIR)): (
         "the .keras bases and weights files that base.name and base.weights may name; the params check "
         "refuses them anywhere else, so that a new version of one reruns load_base"
     ),
@@ -46,8 +46,16 @@ def lookup(key: str):
 
 
 def declared_params(stage: str) -> list[str]:
-    keys = STAGES[stage].get("params", [])
-    assert all(isinstance(key, str) for key in keys), f"{stage}: params from other files are not expected: {keys}"
+    """The keys a stage declares: each named alone, or in a `{params.yaml: [...]}` entry (the training
+    stages' shared keys, one YAML anchor)."""
+    keys = []
+    for entry in STAGES[stage].get("params", []):
+        if isinstance(entry, str):
+            keys.append(entry)
+            continue
+        ((file, listed),) = entry.items()
+        assert file == "params.yaml" and listed, f"{stage}: params from other files are not expected: {entry}"
+        keys += listed
     return keys
 
 
@@ -94,26 +102,38 @@ def test_dvc_lists_every_stage():
     assert listed == list(STAGES)
 
 
+def imports(path: Path) -> set[str]:
+    """The modules a file imports (`from x import y`: x)."""
+    tree = ast.parse(path.read_text())
+    found = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    return found | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+
+
 def test_packages_hold_docstrings_only():
     """Importing classifier.x runs the packages' __init__.py, which dvc.yaml leaves out of every stage's
-    deps: so they hold a docstring and nothing else. stages' own only starts the stderr filter
-    (stages/_startup_log.py), which decides which of TensorFlow's start-up lines are shown and cannot
-    change any output: a change to it reruns nothing, on purpose; and the start-up checks of
-    classifier.core.cli, a folder every stage declares."""
+    deps where it names modules one by one: so they hold a docstring and nothing else. stages' own only
+    calls the start-up (start_stage of classifier.core.startup: Ctrl-C's one line, the backend checked,
+    TensorFlow's start-up lines filtered), in classifier/core, a folder every stage declares; the start-up
+    imports nothing of the project outside it. classifier/__main__.py, `python -m classifier`, is the one
+    file of the packages besides them that is not a module a stage may import: no stage declares it."""
     for init in sorted((REPO / "classifier").rglob("__init__.py")):
         body = ast.parse(init.read_text()).body
         assert len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant), init
+    stages_init = ast.parse((REPO / "stages/__init__.py").read_text())
     imported = {
-        node.module
-        for node in ast.walk(ast.parse((REPO / "stages/__init__.py").read_text()))
+        (node.module, alias.name)
+        for node in ast.walk(stages_init)
         if isinstance(node, ast.ImportFrom)
+        for alias in node.names
     }
-    assert imported == {"stages._startup_log", "classifier.core.cli"}
+    assert imported == {("classifier.core.startup", "start_stage")}
     assert all("classifier/core" in stage["deps"] for stage in STAGES.values())
-    startup_log = ast.parse((REPO / "stages/_startup_log.py").read_text())
-    modules = [node.module for node in ast.walk(startup_log) if isinstance(node, ast.ImportFrom)]
-    modules += [alias.name for node in ast.walk(startup_log) if isinstance(node, ast.Import) for alias in node.names]
-    assert not [module for module in modules if module.split(".")[0] in ("stages", "classifier")]
+    project = {"stages", "classifier", "tools", "benchmarks"}
+    startup_imports = [m for m in imports(REPO / "classifier/core/startup.py") if m.split(".")[0] in project]
+    assert startup_imports and all(module.startswith("classifier.core.") for module in startup_imports)
+    dunders = {path.relative_to(REPO).as_posix() for path in (REPO / "classifier").rglob("__*__.py")}
+    assert {path for path in dunders if not path.endswith("/__init__.py")} == {"classifier/__main__.py"}
+    assert not any(inside("classifier/__main__.py", dep) for stage in STAGES.values() for dep in stage["deps"])
 
 
 # --- params -----------------------------------------------------------------------------------------
@@ -124,6 +144,21 @@ def test_the_params_check_declares_the_whole_file_and_runs_first():
     assert STAGES[PARAMS_CHECK]["params"] == [{"params.yaml": None}]
     assert not STAGES[PARAMS_CHECK].get("outs")
     assert "load_params()" in (REPO / script(PARAMS_CHECK)).read_text()
+
+
+def test_the_training_stages_share_how_training_runs():
+    """One list, a YAML anchor named by every training stage: the `training` section but resume (a resumed
+    run ends with the same weights), and the optimizer."""
+    shared = [
+        entry["params.yaml"]
+        for stage in paths.MODEL_STAGES.values()
+        for entry in STAGES[stage]["params"]
+        if isinstance(entry, dict)
+    ]
+    assert len(shared) == len(set(paths.MODEL_STAGES.values())) and all(keys == shared[0] for keys in shared)
+    assert set(shared[0]) == {f"training.{key}" for key in PARAMS["training"] if key != "resume"} | {"optimizer"}
+    others = [stage for stage in KEYED_STAGES if stage not in paths.MODEL_STAGES.values()]
+    assert not [stage for stage in others if any(isinstance(entry, dict) for entry in STAGES[stage]["params"])]
 
 
 @pytest.mark.parametrize("stage", KEYED_STAGES)
@@ -143,18 +178,18 @@ def test_declared_params_exist(stage):
 
 
 def test_outs_match_layout():
-    assert str(layout.SPLIT_DIR) in outs("split")
-    assert str(layout.PREPARED_DIR) in outs("prepare")
-    assert str(layout.FEATURES_DIR) in outs("extract_features")
-    assert str(layout.BASE_MODEL) in outs("load_base")
-    assert set(layout.MODEL_STAGES.values()) <= set(STAGES)
-    for model, stage in layout.MODEL_STAGES.items():
-        assert str(layout.model_path(model)) in outs(stage), f"{stage} does not declare {model}"
-        assert str(layout.stage_metrics_dir(stage)) in outs(stage), f"{stage} does not declare its dvclive folder"
-    models = {out for stage in STAGES for out in outs(stage) if inside(out, layout.MODELS_DIR)}
-    expected = {str(layout.model_path(m)) for m in layout.MODEL_STAGES}
-    assert str(layout.model_path(layout.BEST)) in outs("evaluate")
-    assert models == {str(layout.BASE_MODEL), str(layout.EXPORT_DIR), str(layout.model_path(layout.BEST))} | expected
+    assert str(paths.SPLIT_DIR) in outs("split")
+    assert str(paths.PREPARED_DIR) in outs("prepare")
+    assert str(paths.FEATURES_DIR) in outs("extract_features")
+    assert str(paths.BASE_MODEL) in outs("load_base")
+    assert set(paths.MODEL_STAGES.values()) <= set(STAGES)
+    for model, stage in paths.MODEL_STAGES.items():
+        assert str(paths.model_path(model)) in outs(stage), f"{stage} does not declare {model}"
+        assert str(paths.stage_metrics_dir(stage)) in outs(stage), f"{stage} does not declare its dvclive folder"
+    models = {out for stage in STAGES for out in outs(stage) if inside(out, paths.MODELS_DIR)}
+    expected = {str(paths.model_path(m)) for m in paths.MODEL_STAGES}
+    assert str(paths.model_path(paths.BEST)) in outs("evaluate")
+    assert models == {str(paths.BASE_MODEL), str(paths.EXPORT_DIR), str(paths.model_path(paths.BEST))} | expected
 
 
 def test_no_out_is_declared_twice_or_nested():
@@ -178,20 +213,20 @@ def plot_files() -> list[str]:
 
 
 def test_metrics_and_plots_are_stage_outs():
-    paths = list(DVC["metrics"]) + plot_files()
-    assert len(paths) > len(DVC["metrics"])
+    shown = list(DVC["metrics"]) + plot_files()
+    assert len(shown) > len(DVC["metrics"])
     every_out = [out for stage in STAGES for out in outs(stage)]
-    for path in paths:
+    for path in shown:
         assert any(inside(path, out) for out in every_out), f"{path} is no stage's out"
-    assert DVC["metrics"] == [layout.HEADLINE.as_posix()]  # one row in `dvc metrics show`; details are plain JSON
-    for stage in layout.MODEL_STAGES.values():
-        folder = layout.stage_metrics_dir(stage)
+    assert DVC["metrics"] == [paths.HEADLINE.as_posix()]  # one row in `dvc metrics show`; details are plain JSON
+    for stage in paths.MODEL_STAGES.values():
+        folder = paths.stage_metrics_dir(stage)
         for curve in ("train/accuracy", "val/accuracy", "train/loss", "val/loss"):
             tsv = (folder / f"plots/metrics/{curve}.tsv").as_posix()
-            assert any(inside(tsv, path) for path in paths), f"{stage}'s per-epoch {curve} is not plotted"
-    for model in layout.MODEL_STAGES:  # a confusion matrix per model
-        predictions = (layout.EVALUATION_DIR / "predictions" / f"{model}.csv").as_posix()
-        assert any(inside(predictions, path) for path in paths), f"{model}'s confusion matrix is not plotted"
+            assert any(inside(tsv, path) for path in shown), f"{stage}'s per-epoch {curve} is not plotted"
+    for model in paths.MODEL_STAGES:  # a confusion matrix per model
+        predictions = (paths.EVALUATION_DIR / "predictions" / f"{model}.csv").as_posix()
+        assert any(inside(predictions, path) for path in shown), f"{model}'s confusion matrix is not plotted"
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -29,6 +29,7 @@ GIT_IDENTITY = {
 
 # Small enough for CI on 2 cores, real enough to run every stage: 12/6/6 images
 # per class at 48x48, VGG16 with random weights, a couple of epochs each.
+TRAINING_STAGES = ("train_classifier", "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented")
 TINY_PARAMS = {
     ("data", "image_size"): 48,
     ("data", "split", "train"): [0, 12],
@@ -36,16 +37,8 @@ TINY_PARAMS = {
     ("data", "split", "test"): [18, 24],
     ("base", "weights"): None,
     ("extract_features", "batch_size"): 8,
-    ("train_classifier", "epochs"): 2,
-    ("train_frozen", "epochs"): 2,
-    ("fine_tune", "epochs"): 2,
-    ("train_scratch", "epochs"): 1,
-    ("train_scratch_augmented", "epochs"): 1,
-    ("train_classifier", "batch_size"): 8,
-    ("train_frozen", "batch_size"): 8,
-    ("fine_tune", "batch_size"): 8,
-    ("train_scratch", "batch_size"): 8,
-    ("train_scratch_augmented", "batch_size"): 8,
+    **{(stage, "epochs"): 1 if stage.startswith("train_scratch") else 2 for stage in TRAINING_STAGES},
+    **{(stage, "batch_size"): 8 for stage in TRAINING_STAGES},
     ("explain", "filter_steps"): 2,
 }
 

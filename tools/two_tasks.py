@@ -1,8 +1,8 @@
 """The CIFAR notebooks' experiment, superclasses to subclasses, as README "Results" measured it.
 
-    python tools/two_tasks.py a                # task A: the small convnet on animal vs. vehicle
-    python tools/two_tasks.py b [RATE]         # task B: the ten classes on task A's network
-    python tools/two_tasks.py random [RATE]    # task B on the same layers untrained (base.weights: random)
+    python -m tools.two_tasks a                # task A: the small convnet on animal vs. vehicle
+    python -m tools.two_tasks b [RATE]         # task B: the ten classes on task A's network
+    python -m tools.two_tasks random [RATE]    # task B on the same layers untrained (base.weights: random)
 
 Run in a clone of the repository with ../shared beside it. Each step sets its params in
 params.yaml (so `git diff params.yaml` shows them) and runs `dvc repro` up to what it needs;

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.core.cli import StageError
+from classifier.core.errors import StageError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # Set by run_on_tensorflow for the stage it starts again: the backend the pipeline trains on, which
@@ -159,7 +159,7 @@ def devices(distribute: str):
         import keras
 
         # Every device of every process; each process feeds its own share of every batch
-        # (classifier.models.batches), so Keras must not split the data again.
+        # (classifier.models.training.batches), so Keras must not split the data again.
         devices = keras.distribution.list_devices()
         distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
         keras.distribution.set_distribution(distribution)

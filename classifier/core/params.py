@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from classifier.core.rules import ParamsError as ParamsError
+from classifier.core.errors import ParamsError
 from classifier.core.rules import check_rules
 from classifier.core.schema import Params, Section
 

@@ -13,13 +13,9 @@ from pathlib import Path
 
 from classifier.core.backend import backend_problem
 from classifier.core.catalog import EXPORT_CONVERTERS, KERAS_BASES
-from classifier.core.cli import StageError
-from classifier.core.layout import BASES_DIR, MODEL_STAGES, SPLITS, WRITTEN
+from classifier.core.errors import ParamsError
+from classifier.core.paths import BASES_DIR, MODEL_STAGES, SPLITS, WRITTEN
 from classifier.core.schema import Params
-
-
-class ParamsError(StageError):
-    """A params.yaml problem, phrased for the person who edits params.yaml."""
 
 
 def raw_dir_is_not_written(params: Params) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic_core import PydanticCustomError
 
-from classifier.core.layout import SPLITS
+from classifier.core.paths import SPLITS
 
 # The book's small convnet halves the image four times (2x2 max pooling): 16 pixels is the least
 # that leaves it a feature map (below 46 its 3x3 convolutions pad instead of shrinking the image).

@@ -1,6 +1,6 @@
 """Reference numbers from Chollet, Deep Learning with Python, for the tables and the report."""
 
-from classifier.intake.classes import DOGS_VS_CATS
+from classifier.core.catalog import DOGS_VS_CATS
 
 # Test accuracy with 2,000 training images: 1st edition (ch. 5, pixels / 255) and
 # 2nd edition (ch. 8, VGG16's own preprocessing).
@@ -20,4 +20,4 @@ BOOK_NOTE = (
 
 def compares_with_book(class_names) -> bool:
     """The book's accuracies are on Dogs vs. Cats: beside any other classes they would mislead."""
-    return list(class_names) == DOGS_VS_CATS
+    return tuple(class_names) == DOGS_VS_CATS

@@ -1,7 +1,7 @@
 """The files DVC plots from the test split: each model's predictions (DVC's confusion matrices) and
 the points of its ROC curve; for the best model, each class's ROC and precision-recall curve.
 
-Class names and paths go in as classifier.intake.names writes them for a plot (`<` and `>` as look-alikes,
+Class names and paths go in as classifier.intake.escaping writes them for a plot (`<` and `>` as look-alikes,
 which DVC's page cannot take raw) and for a spreadsheet (no formula).
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.core.layout import EVALUATION_DIR
+from classifier.core.paths import EVALUATION_DIR
 from classifier.evaluation.metrics import roc_curve
-from classifier.intake.names import plot_text, write_csv_file
+from classifier.intake.escaping import plot_text, write_csv_file
 
 ROC_POINTS = 1000  # plenty for a smooth curve; 5,000 test images of 10 classes make 50,000 decisions
 

@@ -1,7 +1,7 @@
 """metrics/report.md: the test results of every model (each accuracy with its 95% interval), the best
 model against each other one on the same test images (McNemar), per class and per confused pair, the params
 that made them and the pictures, in Markdown. Class names and params' text go in escaped
-(classifier.intake.names): a name stays one table cell of plain text, whatever it holds."""
+(classifier.intake.escaping): a name stays one table cell of plain text, whatever it holds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from classifier.core.schema import Params
 from classifier.evaluation.book import BOOK_ACCURACY, BOOK_COLUMNS, BOOK_NOTE, compares_with_book
 from classifier.evaluation.metrics import most_confused, per_class_scores
 from classifier.evaluation.statistics import discordant, interval_text, mcnemar_p, p_text, verdict
-from classifier.intake.names import markdown_code, markdown_text
+from classifier.intake.escaping import markdown_code, markdown_text
 
 CONFUSED_PAIRS = 5  # most confused (actual, predicted) pairs listed
 LISTED_CLASSES = 10  # up to this many classes, the summary counts each class's test images

@@ -1,5 +1,5 @@
 """How stage `prepare` writes the prepared arrays: the split's manifest read a split at a time, each
-shard's images (classifier.intake.shards) decoded on all cores straight into their rows of the
+shard's images (classifier.intake.prepared.shards) decoded on all cores straight into their rows of the
 shard's memory-mapped .npy file, then its table written, so that memory stays bounded by a shard,
 not by the data set; an image that cannot be decoded, or has more than data.max_pixels, is left
 out, with its error, and counted per class.
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.core.cli import StageError
-from classifier.core.layout import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
-from classifier.intake.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
-from classifier.intake.names import csv_dict_rows, write_csv_file
-from classifier.intake.prepared import MEGABYTE, labels_path, split_folder
-from classifier.intake.shards import shard_name, shard_runs
+from classifier.core.errors import StageError
+from classifier.core.paths import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
+from classifier.intake.decoding import DEFAULT_MAX_PIXELS, BadImage, decode_image
+from classifier.intake.escaping import csv_dict_rows, write_csv_file
+from classifier.intake.prepared.arrays import MEGABYTE, labels_path, split_folder
+from classifier.intake.prepared.shards import shard_name, shard_runs
 from classifier.intake.tables import write_table
 
 CHUNK = 16  # images per task given to a worker process

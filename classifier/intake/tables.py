@@ -1,17 +1,17 @@
 """The prepared shards' tables: beside each shard images-NNNNN.npy, images-NNNNN.csv lists its rows'
 label, class, path (under data/split) and source, in row order, which map each row of the arrays
 back to its image. A table per shard, so that adding images changes only the tables of the shards
-they fall into. Imports classifier.core and classifier.intake.names and .prepared.
+they fall into.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from classifier.core.cli import StageError
-from classifier.core.layout import PREPARED_DIR
-from classifier.intake.names import csv_dict_rows, write_csv_file
-from classifier.intake.prepared import split_folder
+from classifier.core.errors import StageError
+from classifier.core.paths import PREPARED_DIR
+from classifier.intake.escaping import csv_dict_rows, write_csv_file
+from classifier.intake.prepared.arrays import split_folder
 
 COLUMNS = ("label", "class", "path", "source")
 
@@ -42,12 +42,12 @@ def prepared_rows(split: str, folder: Path = PREPARED_DIR) -> list[dict]:
     return rows
 
 
-def test_image_paths(count: int) -> list[str]:
-    """The test images' paths (as under data/split), in the order of the test split's rows."""
-    paths = [row["path"] for row in prepared_rows("test")]
+def image_paths(split: str, count: int) -> list[str]:
+    """The split's images' paths (as under data/split), in the order of its rows; `count`: the rows its shards hold."""
+    paths = [row["path"] for row in prepared_rows(split)]
     if len(paths) != count:
         raise StageError(
-            f"the tables in {split_folder('test')} list {len(paths)} test images but its shards hold {count}: "
+            f"the tables in {split_folder(split)} list {len(paths)} {split} images but its shards hold {count}: "
             f"run `dvc repro prepare`"
         )
     return paths

@@ -11,8 +11,8 @@ from pathlib import Path
 import keras
 
 from classifier.core.catalog import KERAS_BASES
-from classifier.core.cli import StageError
-from classifier.core.layout import dvc_cache_dirs
+from classifier.core.errors import StageError
+from classifier.core.paths import dvc_cache_dirs
 from classifier.core.schema import BaseParams
 from classifier.models.graph import check_layer, convolutional_layers, feature_maps, output_in
 from classifier.models.saving import load_model, load_weights
@@ -59,7 +59,7 @@ def build_base(base: BaseParams) -> tuple[keras.Model, str]:
 def check_not_linked_out(key: str, path: str) -> None:
     """A base file is read from the repository, or from DVC's cache (`dvc checkout` with cache.type
     symlink leaves links there): a link in bases/ to anywhere else is refused, as data links are
-    (classifier.intake.raw_tree), so that nothing a clone lacks goes into the models."""
+    (classifier.intake.raw.tree), so that nothing a clone lacks goes into the models."""
     link = next((link for link in (Path(path), *Path(path).parents) if link.is_symlink()), None)
     resolved = Path(os.path.realpath(path))
     if link is None or any(resolved.is_relative_to(root) for root in (Path.cwd(), *dvc_cache_dirs(Path.cwd()))):

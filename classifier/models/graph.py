@@ -7,7 +7,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from classifier.core.cli import StageError
+from classifier.core.errors import StageError
 
 
 def output_in(model: keras.Model, layer: keras.layers.Layer):

@@ -4,16 +4,12 @@ and reading its output as class probabilities."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import keras
 import numpy as np
 
-from classifier.core.cli import StageError
-from classifier.core.layout import CLASSES_FILE
-from classifier.intake.shards import release
-from classifier.models.heads import class_count, class_probabilities
-from classifier.models.saving import saved_class_names
+from classifier.intake.prepared.shards import release
+from classifier.models.architecture import class_count, class_probabilities
 
 View = Callable[[np.ndarray], np.ndarray] | None  # a batch of pixels -> the pixels the model sees; None: as they are
 
@@ -70,17 +66,3 @@ def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: in
         batches = [class_probabilities(output) for _, output in predict_batches(model, images, batch_size, view)]
         probabilities.append(np.concatenate(batches) if batches else np.zeros((0, class_count(model)), np.float32))
     return np.mean(probabilities, axis=0, dtype=np.float32) if tta else probabilities[0]
-
-
-def class_names_of(model: keras.Model, path: Path) -> list[str]:
-    """The class names the model file carries; a model from elsewhere may carry none: its labels as numbers."""
-    return saved_class_names(path) or [str(label) for label in range(class_count(model))]
-
-
-def check_trained_on(model: keras.Model, path: Path, class_names: list[str]) -> None:
-    """A model trained on other classes than data/classes.json's would be read with the wrong names."""
-    if class_count(model) != len(class_names) or saved_class_names(path) not in (None, class_names):
-        raise StageError(
-            f"{path} was trained on other classes than the {len(class_names)} in {CLASSES_FILE}: "
-            f"run `dvc repro` to retrain it"
-        )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import keras
 
-from classifier.core.cli import StageError
+from classifier.core.errors import StageError
 
 # The entry of the .keras archive (a zip) that holds its metadata; the class names go there too,
 # so a model names its classes wherever it is copied (plain JSON: readable without this project).

@@ -1,6 +1,6 @@
 """The card of an exported model (models/export/README.md): what it tells apart, what it takes and
 gives, how well it did on the test split, the params that made it, and how to load each file. Class
-names go in escaped (classifier.intake.names): plain text, whatever they hold."""
+names go in escaped (classifier.intake.escaping): plain text, whatever they hold."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 
 import keras
 
-from classifier.core.cli import StageError
-from classifier.core.layout import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, model_path
-from classifier.intake.names import markdown_code
+from classifier.core.errors import StageError
+from classifier.core.paths import EVALUATION_METRICS, EXPORT_DIR, MODEL_STAGES, model_path
+from classifier.intake.escaping import markdown_code
 from classifier.serving.exporting import FILES, INPUT_NAME, OUTPUT_NAME, SIGNATURE
 
 TRANSFER_MODELS = ("feature_extraction", "frozen_augmented", "fine_tuned")  # the ones on a pretrained base
@@ -61,8 +61,18 @@ def accuracy_text(metrics: dict) -> str:
 
 
 def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict, formats: list[str]) -> str:
-    size, path = model.input_shape[1], model_path(name)
-    shown = [markdown_code(cls) for cls in classes]
+    """The card: what the model is, then the code that loads each file written, then how TF Serving serves it."""
+    size = model.input_shape[1]
+    lines = description(name, model, classes, metrics, made) + ["## Loading", "", "```python"]
+    lines += loading_code(name, size, formats)
+    if "saved_model" in formats:
+        lines += ["```", "", *serving_lines(name, size)]
+    return "\n".join(lines + ["```", ""])
+
+
+def description(name: str, model: keras.Model, classes: list[str], metrics: dict, made: dict) -> list[str]:
+    """The model's classes, input, output, test accuracy and the params that made it."""
+    size, shown = model.input_shape[1], [markdown_code(cls) for cls in classes]
     if model.output_shape[-1] == 1:
         output = (
             f"float32 (N, 1): P({shown[1]}), the probability of class 1; P({shown[0]}) is 1 minus it, "
@@ -70,10 +80,10 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
         )
     else:
         output = f"float32 (N, {len(classes)}): the probabilities (softmax) of the classes in label order"
-    lines = [
+    return [
         f"# {name}: an image classifier of {len(classes)} classes",
         "",
-        f"Written by the DVC stage `export` from `{path}`, which stage `{MODEL_STAGES[name]}` trained.",
+        f"Written by the DVC stage `export` from `{model_path(name)}`, which stage `{MODEL_STAGES[name]}` trained.",
         "",
         "- **Classes**, in label order: " + ", ".join(f"{label} {cls}" for label, cls in enumerate(shown)),
         f"- **Input** `{INPUT_NAME}`: float32 (N, {size}, {size}, 3), RGB pixels 0-255 of images resized to "
@@ -84,9 +94,13 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
         + ", ".join(markdown_code(f"{key}: {json.dumps(value)}") for key, value in made.items())
         + "; every setting of the run: dvc.lock.",
         "",
-        "## Loading",
-        "",
-        "```python",
+    ]
+
+
+def loading_code(name: str, size: int, formats: list[str]) -> list[str]:
+    """Python that reads a photo as the model takes it, then loads the .keras model and each exported file."""
+    folder = EXPORT_DIR
+    lines = [
         "import numpy as np",
         "from PIL import Image",
         "",
@@ -94,9 +108,8 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
         "dtype=np.float32)[None]",
         "",
         "import keras  # the trained model itself: Keras' own layers only",
-        f'probabilities = keras.saving.load_model("{path}").predict(pixels)',
+        f'probabilities = keras.saving.load_model("{model_path(name)}").predict(pixels)',
     ]
-    folder = EXPORT_DIR
     if "saved_model" in formats:
         lines += [
             "",
@@ -119,15 +132,16 @@ def card(name: str, model: keras.Model, classes: list[str], metrics: dict, made:
             f'session = onnxruntime.InferenceSession("{folder}/{FILES["onnx"]}")',
             f'probabilities = session.run(None, {{"{INPUT_NAME}": pixels}})[0]',
         ]
-    if "saved_model" in formats:
-        lines += [
-            "```",
-            "",
-            "TF Serving (REST on port 8501):",
-            "",
-            "```bash",
-            f'docker run -p 8501:8501 -v "$PWD/{folder}/{FILES["saved_model"]}:/models/{name}/1" '
-            f"-e MODEL_NAME={name} tensorflow/serving",
-            f"curl -d '{{\"instances\": [...N x {size} x {size} x 3 pixels...]}}' http://localhost:8501/v1/models/{name}:predict",
-        ]
-    return "\n".join(lines + ["```", ""])
+    return lines
+
+
+def serving_lines(name: str, size: int) -> list[str]:
+    """TF Serving of the SavedModel: the container, and a request to its REST API."""
+    saved_model = f"{EXPORT_DIR}/{FILES['saved_model']}"
+    return [
+        "TF Serving (REST on port 8501):",
+        "",
+        "```bash",
+        f'docker run -p 8501:8501 -v "$PWD/{saved_model}:/models/{name}/1" -e MODEL_NAME={name} tensorflow/serving',
+        f"curl -d '{{\"instances\": [...N x {size} x {size} x 3 pixels...]}}' http://localhost:8501/v1/models/{name}:predict",
+    ]

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import fingerprint_pb2
 
 from classifier.core.catalog import EXPORT_CONVERTERS
-from classifier.core.cli import StageError
+from classifier.core.errors import StageError
 from classifier.models.saving import first_sentence
 
 # Each format's file or folder inside the export folder, in the order they are written.

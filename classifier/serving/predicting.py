@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.core.cli import StageError
-from classifier.core.layout import MODEL_STAGES
-from classifier.intake.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
+from classifier.core.errors import StageError
+from classifier.core.paths import MODEL_STAGES
+from classifier.intake.decoding import DEFAULT_MAX_PIXELS, BadImage, decode_image
 
 
 def check_classifier(model, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Run by tests/core/test_backends.py in a process of its own, with KERAS_BACKEND set (and, usually,
+"""Run by tests/core/test_backend.py in a process of its own, with KERAS_BACKEND set (and, usually,
 TensorFlow made unimportable by tests/no_tensorflow): a training stage's code path on a tiny
 image problem. Prints one JSON line: what the tests compare across runs and backends.
 
@@ -55,10 +55,12 @@ def main() -> None:
     os.chdir(args.work)
 
     from classifier.core.params import load_params
-    from classifier.models.assembly import compile_model, small_convnet
+    from classifier.models.architecture import small_convnet
     from classifier.models.augmentation import augmentation, with_augmentation
     from classifier.models.saving import save_model
-    from classifier.models.training import fit, model_scope
+    from classifier.models.training.compiling import compile_model
+    from classifier.models.training.fitting import fit
+    from classifier.models.training.stage import model_scope
 
     params = load_params(ROOT / "params.yaml")
     run = params.training.model_copy(update={"resume": True, "deterministic": True, "distribute": args.distribute})

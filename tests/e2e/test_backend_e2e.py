@@ -2,7 +2,7 @@
 is not installed (every stage but export runs; export says what it needs in one line), then with it
 (only export runs, on TensorFlow). The models JAX trained predict the same under TensorFlow. Last,
 `training.distribute: multi_host`: DVC runs two training stages on two local processes of one
-cluster (tools/local_cluster.py), which train the models that one process trained."""
+cluster (classifier local-cluster), which train the models that one process trained."""
 
 from __future__ import annotations
 
@@ -12,28 +12,20 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import (
-    ALL_STAGES,
-    ROOT,
-    SHARED_IMAGES,
-    TINY_PARAMS,
-    copy_kaggle_images,
-    make_repo,
-    set_params,
-    stock_keras_outputs,
-)
 
-from classifier.core.layout import MODEL_STAGES
-from classifier.intake.prepared import load_prepared
+from classifier.core.paths import MODEL_STAGES
+from classifier.intake.prepared.arrays import load_prepared
+from tests.support.models import stock_keras_outputs
+from tests.support.paths import ROOT
+from tests.support.repos import ALL_STAGES, new_tiny_repo
+from tools.scratch_repo import set_params
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def jax_repo(tmp_path_factory):
-    if not (SHARED_IMAGES / "cat.0.jpg").is_file():
-        pytest.skip(f"needs the shared Kaggle images at {SHARED_IMAGES}")
-    repo = make_repo(tmp_path_factory.mktemp("jax_repo"), TINY_PARAMS, copy_kaggle_images)
+    repo = new_tiny_repo(tmp_path_factory.mktemp("jax_repo") / "repo")  # the tiny params and images
     repo.env["KERAS_BACKEND"] = "jax"
     return repo
 
@@ -72,10 +64,10 @@ def test_dvc_runs_a_multi_host_stage_on_every_process_of_a_local_cluster_as_one_
     stages = ("train_classifier", "train_frozen")
     one = {stage: trained(jax_repo, stage) for stage in stages}  # trained above, one process
     set_params(jax_repo.path, {("training", "distribute"): "multi_host"})
-    jax_repo.env["CLUSTER_LAUNCHER"] = f"{sys.executable} {ROOT / 'tools/local_cluster.py'} 2 --"
+    jax_repo.env["CLUSTER_LAUNCHER"] = f"{sys.executable} -m classifier local-cluster 2 --"
     result = jax_repo.dvc("repro", *stages)
     assert set(stages_started(result.stdout)) >= set(stages)
-    assert result.stdout.count("local_cluster.py 2 -- ") == 2  # each stage started itself again on 2 processes
+    assert result.stdout.count("-m classifier local-cluster 2 -- ") == 2  # each stage started again on 2 processes
     for stage in stages:
         assert f"{stage}: process 0 of 2 reads 4 rows of every batch" in result.stdout
         (weights, summary, steps), (their_weights, their_summary, their_steps) = one[stage], trained(jax_repo, stage)

@@ -10,11 +10,12 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from conftest import SHARED_CIFAR10, make_repo, set_params
-from test_multiclass_e2e import CIFAR10_CLASSES, PARAMS, copy_cifar
 
 from classifier.models.graph import nested_base
 from classifier.models.saving import load_model, saved_class_names
+from tests.support.paths import CIFAR10, needs
+from tests.support.repos import CIFAR10_CLASSES, CIFAR_PARAMS, copy_cifar
+from tools.scratch_repo import make_repo, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +28,9 @@ SUPERCLASSES = {
 @pytest.fixture(scope="module")
 def two_tasks(tmp_path_factory):
     """(repo, dvc repro output of task B) after task A trained and its model became B's base."""
-    if not (SHARED_CIFAR10 / "train/cat/0000.jpg").is_file():
-        pytest.skip(f"needs the shared CIFAR-10 images at {SHARED_CIFAR10}")
+    needs(CIFAR10 / "train/cat/0000.jpg")
     repo = make_repo(
-        tmp_path_factory.mktemp("two_tasks"), {**PARAMS, ("data", "class_groups"): SUPERCLASSES}, copy_cifar
+        tmp_path_factory.mktemp("two_tasks"), {**CIFAR_PARAMS, ("data", "class_groups"): SUPERCLASSES}, copy_cifar
     )
     assert "train_scratch" in repo.repro("train_scratch")  # task A: only what its model needs
     assert saved_class_names(repo.path / "models/scratch.keras") == ["animal", "vehicle"]

@@ -24,9 +24,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
-from conftest import ROOT, observed, set_params
 
-from classifier.core.layout import MODEL_STAGES
+from classifier.core.paths import MODEL_STAGES
+from tests.support.paths import ROOT
+from tests.support.repos import observed
+from tools.scratch_repo import set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -38,8 +40,10 @@ TEMPLATE = re.compile(r"\$\{\s*([\w.]+)\s*\}")
 # Modules a stage imports that change nothing it writes, so dvc.yaml leaves them out (besides the
 # packages' __init__.py files, which hold docstrings only: tests/test_dvc_yaml.py checks).
 NOT_CODE_DEPS = {
-    "stages/__init__.py": "starts the filter of TensorFlow's start-up lines on stderr, and nothing else",
-    "stages/_startup_log.py": "that filter: it decides which lines of stderr are shown, not what is written",
+    "stages/__init__.py": (
+        "calls the start-up of classifier/core/startup.py (Ctrl-C's one line, the backend checked, TensorFlow's "
+        "start-up lines filtered), which every stage declares with classifier/core, and nothing else"
+    ),
 }
 # Files a stage touches that are not the pipeline's data.
 NOT_DATA = {
@@ -49,6 +53,10 @@ NOT_DATA = {
     ".dvcignore": "read by dvclive with DVC's config",
     ".gitignore": "read by dvclive with git's",
     "params.yaml": "params are declared by key; which keys each stage reads is checked below",
+    "__editable__.": (
+        "the entry that the editable install of `make install` puts on sys.path for its import hook: a name that "
+        "Python's import system tries as a path (relative, so seen as in the repository), no file"
+    ),
 }
 # (stage, key) read on purpose without being declared.
 EXEMPT_PARAMS = {
@@ -59,7 +67,8 @@ EXEMPT_PARAMS = {
     **{
         (stage, "training.resume"): (
             "checkpoints change how a stage runs, not what it produces: a resumed run ends with the same "
-            "weights as an uninterrupted one (tests/models/test_training.py), so switching it reruns nothing"
+            "weights as an uninterrupted one (tests/models/training/test_checkpoints.py), so switching it "
+            "reruns nothing"
         )
         for stage in MODEL_STAGES.values()
     },
@@ -152,18 +161,29 @@ def resolved(path: str, params: dict) -> str:
 
 
 def entries(stage: str, kind: str) -> list[str]:
-    return [entry if isinstance(entry, str) else next(iter(entry)) for entry in STAGES[stage].get(kind, [])]
+    """The paths of a stage's deps or outs, or the keys of its params. An entry is a string, or a mapping
+    of one: a path with its options (an out), or for params a file with its keys (`{params.yaml: [...]}`,
+    the training stages' shared keys) or with none, the whole file (check_params' `params.yaml:`)."""
+    found = []
+    for entry in STAGES[stage].get(kind, []):
+        if isinstance(entry, str):
+            found.append(entry)
+            continue
+        ((name, value),) = entry.items()
+        found += value if kind == "params" and value else [name]
+    return found
 
 
 def code_deps(stage: str) -> set[str]:
-    """The .py files a stage's code deps name: a file, or every module of a folder (but its __init__.py)."""
+    """The .py files a stage's code deps name: a file, or every module under a folder, its subfolders'
+    too (DVC hashes a folder dep whole), but the __init__.py files."""
     found = set()
     for dep in entries(stage, "deps"):
         folder = ROOT / dep
         if dep.endswith(".py"):
             found.add(dep)
         elif dep.startswith(f"{CODE[1]}/") and folder.is_dir():
-            found |= {f"{dep}/{path.name}" for path in folder.glob("*.py") if path.name != "__init__.py"}
+            found |= {path.relative_to(ROOT).as_posix() for path in folder.rglob("*.py") if path.name != "__init__.py"}
     return found
 
 
@@ -188,7 +208,7 @@ def leaves(params: dict, key: str) -> set[str]:
 
 
 def declared_params(stage: str, params: dict) -> set[str]:
-    return set().union(*(leaves(params, key) for key in STAGES[stage].get("params", [])))
+    return set().union(*(leaves(params, key) for key in entries(stage, "params")))
 
 
 # --- what each stage touched -----------------------------------------------------------------------------

@@ -16,9 +16,10 @@ import sys
 import time
 
 import pytest
-from conftest import ALL_STAGES, new_tiny_repo, out_hashes, set_params, stages_run
 
-from classifier.core.layout import MODEL_STAGES
+from classifier.core.paths import MODEL_STAGES
+from tests.support.repos import ALL_STAGES, new_tiny_repo
+from tools.scratch_repo import out_hashes, set_params, stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +34,7 @@ AFTER_LR = ["check_params", "fine_tune", "evaluate", "explain", "export"]
 def test_editing_docs_or_tests_reruns_nothing(tiny_repo):
     with open(tiny_repo.path / "README.md", "a") as readme:
         readme.write("\nA line a reader added.\n")
-    with open(tiny_repo.path / "tests/intake/test_split.py", "a") as test_file:
+    with open(tiny_repo.path / "tests/e2e/test_dvc_workflow_e2e.py", "a") as test_file:
         test_file.write("\n# a comment in a test\n")
     try:
         assert tiny_repo.repro() == []

@@ -4,58 +4,29 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import sys
 
 import numpy as np
 import pytest
-from conftest import ALL_STAGES, SHARED_CIFAR10, make_repo
 
-from classifier.core.layout import MODEL_STAGES
-from classifier.intake.prepared import load_prepared
+from classifier.core.paths import MODEL_STAGES
+from classifier.intake.prepared.arrays import load_prepared
 from classifier.models.saving import load_model, saved_class_names
+from tests.support.files import read_csv
+from tests.support.paths import CIFAR10, copy_of, needs
+from tests.support.repos import ALL_STAGES, CIFAR10_CLASSES, CIFAR_PARAMS, CIFAR_PER_CLASS, CIFAR_TOP_K, copy_cifar
+from tools.scratch_repo import make_repo
 
 pytestmark = pytest.mark.e2e
-
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-PER_CLASS = 24  # of each class's training images, 0000-0023
-TOP_K = 3
-PARAMS = {
-    ("data", "image_size"): 32,
-    ("data", "split"): {"train": 0.5, "validation": 0.25, "test": 0.25},
-    ("base", "weights"): None,
-    ("training", "class_weight"): "balanced",
-    ("evaluate", "top_k"): TOP_K,
-    ("explain", "filter_steps"): 2,
-    **{
-        (stage, key): value
-        for stage in ("train_classifier", "train_frozen", "fine_tune", "train_scratch", "train_scratch_augmented")
-        for key, value in (("epochs", 1), ("batch_size", 16))
-    },
-}
-
-
-def copy_cifar(raw, first: int = 0, count: int = PER_CLASS) -> None:
-    """A folder per class: raw/<class>/NNNN.jpg."""
-    for name in CIFAR10_CLASSES:
-        (raw / name).mkdir(exist_ok=True)
-        for index in range(first, first + count):
-            shutil.copy2(SHARED_CIFAR10 / "train" / name / f"{index:04d}.jpg", raw / name)
 
 
 @pytest.fixture(scope="module")
 def cifar_repo(tmp_path_factory):
-    if not (SHARED_CIFAR10 / "train/truck/0030.jpg").is_file():
-        pytest.skip(f"needs the shared CIFAR-10 images in {SHARED_CIFAR10}")
-    repo = make_repo(tmp_path_factory.mktemp("cifar_repo"), PARAMS, fill_raw=copy_cifar)
+    needs(CIFAR10 / "train/truck/0030.jpg")
+    repo = make_repo(tmp_path_factory.mktemp("cifar_repo"), CIFAR_PARAMS, fill_raw=copy_cifar)
     repo.ran_first = repo.repro()
     repo.commit("ten-class run")
     return repo
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
 
 
 def test_every_stage_runs_and_the_class_list_is_the_folders_sorted(cifar_repo):
@@ -66,11 +37,11 @@ def test_every_stage_runs_and_the_class_list_is_the_folders_sorted(cifar_repo):
 
 def test_split_keeps_every_class_in_every_split_and_records_the_source(cifar_repo):
     counts = json.loads((cifar_repo.path / "metrics/split.json").read_text())
-    assert sum(n for split in counts.values() for n in split.values()) == 10 * PER_CLASS
+    assert sum(n for split in counts.values() for n in split.values()) == 10 * CIFAR_PER_CLASS
     assert all(counts[split][name] >= 1 for split in counts for name in CIFAR10_CLASSES)
     rows = read_csv(cifar_repo.path / "data/split/manifest.csv")
     assert {row["source"] for row in rows} == {
-        f"{name}/{i:04d}.jpg" for name in CIFAR10_CLASSES for i in range(PER_CLASS)
+        f"{name}/{i:04d}.jpg" for name in CIFAR10_CLASSES for i in range(CIFAR_PER_CLASS)
     }
     labels = load_prepared("train", cifar_repo.path / "data/prepared")[1]
     assert set(labels.tolist()) == set(range(10))
@@ -98,12 +69,12 @@ def test_evaluate_reports_the_n_class_metrics_and_accuracy_matches_a_hand_count(
             "macro_precision",
             "macro_recall",
             "macro_f1",
-            f"top_{TOP_K}_accuracy",
+            f"top_{CIFAR_TOP_K}_accuracy",
             "accuracy_low",
             "accuracy_high",
             "test_images",
         }
-        assert metrics[f"top_{TOP_K}_accuracy"] >= metrics["accuracy"]
+        assert metrics[f"top_{CIFAR_TOP_K}_accuracy"] >= metrics["accuracy"]
         rows = read_csv(cifar_repo.path / f"metrics/evaluate/predictions/{model_name}.csv")
         assert {row["actual"] for row in rows} == set(CIFAR10_CLASSES)
         assert metrics["accuracy"] == pytest.approx(sum(row["actual"] == row["predicted"] for row in rows) / len(rows))
@@ -126,9 +97,9 @@ def test_dvc_plots_show_has_a_confusion_matrix_per_model(cifar_repo):
         assert f"metrics/evaluate/predictions/{model_name}.csv" in page
 
 
-def test_predict_names_the_classes(cifar_repo):
-    image = SHARED_CIFAR10 / "test/ship/0000.jpg"
-    result = cifar_repo.run(sys.executable, "-m", "stages.predict", str(image), "--top", "3")
+def test_predict_names_the_classes(cifar_repo, tmp_path):
+    image = copy_of(CIFAR10 / "test/ship/0000.jpg", tmp_path)
+    result = cifar_repo.run(sys.executable, "-m", "classifier", "predict", str(image), "--top", "3")
     fields = result.stdout.strip().split(", ")
     assert fields[0] == str(image) and len(fields) == 7
     assert set(fields[1::2]) <= set(CIFAR10_CLASSES)
@@ -137,7 +108,7 @@ def test_predict_names_the_classes(cifar_repo):
 def test_adding_images_moves_no_image_to_another_split(cifar_repo):
     before = {row["source"]: row["split"] for row in read_csv(cifar_repo.path / "data/split/manifest.csv")}
     try:
-        copy_cifar(cifar_repo.path / "data/raw", first=PER_CLASS, count=6)
+        copy_cifar(cifar_repo.path / "data/raw", first=CIFAR_PER_CLASS, count=6)
         cifar_repo.dvc("add", "data/raw")
         assert cifar_repo.repro("split") == ["split"]
         after = {row["source"]: row["split"] for row in read_csv(cifar_repo.path / "data/split/manifest.csv")}
@@ -159,7 +130,7 @@ def write_arrays(raw, split: str, folder: str, count: int) -> None:
     pixels, rows = [], []
     for fine, name in enumerate(CIFAR10_CLASSES):
         for index in range(count):
-            with Image.open(SHARED_CIFAR10 / folder / name / f"{index:04d}.jpg") as image:
+            with Image.open(CIFAR10 / folder / name / f"{index:04d}.jpg") as image:
                 pixels.append(np.asarray(image.convert("RGB")))
             rows.append({"fine_labels": fine, "coarse_labels": "vehicle" if name in VEHICLES else "animal"})
     np.save(raw / f"{split}.npy", np.stack(pixels).astype(np.uint8))
@@ -170,15 +141,14 @@ def write_arrays(raw, split: str, folder: str, count: int) -> None:
 
 
 def cifar_arrays(raw) -> None:
-    write_arrays(raw, "train", "train", PER_CLASS)
+    write_arrays(raw, "train", "train", CIFAR_PER_CLASS)
     write_arrays(raw, "test", "test", 4)
 
 
 @pytest.fixture(scope="module")
 def arrays_repo(tmp_path_factory):
-    if not (SHARED_CIFAR10 / "test/truck/0003.jpg").is_file():
-        pytest.skip(f"needs the shared CIFAR-10 images in {SHARED_CIFAR10}")
-    params = {**PARAMS, ("data", "label_column"): "coarse_labels", ("training", "class_weight"): None}
+    needs(CIFAR10 / "test/truck/0003.jpg")
+    params = {**CIFAR_PARAMS, ("data", "label_column"): "coarse_labels", ("training", "class_weight"): None}
     repo = make_repo(tmp_path_factory.mktemp("arrays_repo"), params, fill_raw=cifar_arrays)
     repo.ran_first = repo.repro()
     return repo
@@ -189,7 +159,8 @@ def test_arrays_with_a_labels_table_train_on_the_column_asked_for(arrays_repo):
     assert json.loads((arrays_repo.path / "data/classes.json").read_text()) == ["animal", "vehicle"]
     counts = json.loads((arrays_repo.path / "metrics/split.json").read_text())
     assert counts["test"] == {"animal": 6 * 4, "vehicle": 4 * 4}  # the given test split, kept
-    assert counts["train"]["animal"] + counts["validation"]["animal"] == 6 * PER_CLASS  # validation carved from train
+    trained_on = counts["train"]["animal"] + counts["validation"]["animal"]
+    assert trained_on == 6 * CIFAR_PER_CLASS  # validation carved from train
     sources = {row["source"] for row in read_csv(arrays_repo.path / "data/split/manifest.csv")}
     assert "train.npy:0" in sources and "test.npy:39" in sources
     results = json.loads((arrays_repo.path / "metrics/evaluate.json").read_text())

@@ -1,4 +1,4 @@
-"""`make own`: a folder of real photos (a few of ../shared's flowers, a folder per class) and a base
+"""`classifier own` (`make own`): a folder of real photos (a few of ../shared's flowers, a folder per class) and a base
 file, trained and evaluated as a DVC experiment in the workspace, with the models in models/, the
 skipped ones left out, the results table and the next commands; bad inputs refused before anything runs."""
 
@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT as REPO_ROOT
 
-from classifier.core.layout import MODEL_STAGES
+from classifier.core.paths import MODEL_STAGES
 from classifier.models.downloads import WEIGHTS_HOST, reachable
+from tests.support.paths import FLOWERS, ROOT, copy_of, needs
 from tools.scratch_repo import make_repo
 
 pytestmark = pytest.mark.e2e
 
-FLOWERS = REPO_ROOT.parent / "shared/datasets/flowers"
 CLASSES = ("daisy", "roses", "tulips")
 PER_CLASS = 10
 # Over the book's settings, shaped as recipes/laptop.yaml is, small and fast: the scratch convnets and
@@ -39,25 +38,24 @@ TINY_RECIPE = {
 
 @pytest.fixture(scope="module")
 def own_run(tiny_repo, tmp_path_factory):
-    if not FLOWERS.is_dir():
-        pytest.skip(f"needs the shared flower photos at {FLOWERS}")
+    needs(FLOWERS)
     photos = tmp_path_factory.mktemp("my_photos")
     for name in CLASSES:
-        (photos / name).mkdir()
         for path in sorted((FLOWERS / name).iterdir())[:PER_CLASS]:
-            shutil.copy2(path, photos / name)
+            copy_of(path, photos / name)
     base = tmp_path_factory.mktemp("base") / "my_base.keras"
     shutil.copy2(tiny_repo.path / "models/scratch.keras", base)  # a trained convnet (48 px) as the base
     repo = make_repo(tmp_path_factory.mktemp("own") / "repo", {("explain", "filter_steps"): 2}, lambda raw: None)
     (repo.path / "recipes/tiny.yaml").write_text(yaml.safe_dump(TINY_RECIPE))
-    result = repo.run(sys.executable, "tools/own.py", str(photos), "--base", str(base), "--recipe", "tiny", check=False)
+    own = [sys.executable, "-m", "classifier", "own"]  # in the repository: its own package is the one imported
+    result = repo.run(*own, str(photos), "--base", str(base), "--recipe", "tiny", check=False)
     return repo, photos, base, result
 
 
-def test_make_own_passes_data_base_and_recipe_to_the_tool():
+def test_make_own_passes_data_base_and_recipe_to_the_command():
     make = ["make", "-n", "own", "DATA=my photos", "BASE=b.keras", "RECIPE=tiny"]
-    planned = subprocess.run(make, cwd=REPO_ROOT, capture_output=True, text=True).stdout
-    assert 'python tools/own.py "my photos" --base "b.keras" --recipe "tiny"' in planned
+    planned = subprocess.run(make, cwd=ROOT, capture_output=True, text=True).stdout
+    assert 'classifier own "my photos" --base "b.keras" --recipe "tiny"' in planned.splitlines()
 
 
 def test_it_trains_the_chosen_models_in_the_workspace_as_an_experiment(own_run):
@@ -84,7 +82,7 @@ def test_it_prints_the_results_the_split_warnings_and_the_next_commands_without_
     _, _, _, result = own_run
     assert "| feature_extraction | train_classifier |" in result.stdout and "| scratch |" not in result.stdout
     assert "Best on the validation split: " in result.stdout
-    assert "python -m stages.predict path/to/photos" in result.stdout and "make compare" in result.stdout
+    assert "classifier predict path/to/photos" in result.stdout and "make compare" in result.stdout
     assert "split: warning: " in result.stdout + result.stderr  # 2 validation and 2 test images per class
     assert "No file hash info" not in result.stdout + result.stderr
     assert ".keras' is empty" not in result.stderr  # DVC's warning for an empty output: the placeholders are not
@@ -111,7 +109,7 @@ def test_a_bad_input_is_one_line_before_anything_runs(own_run, arguments, messag
         pytest.skip("online: the ImageNet weights can be downloaded here")
     params = (repo.path / "params.yaml").read_bytes()
     arguments = [str(photos) if argument == "PHOTOS" else argument for argument in arguments]
-    refused = repo.run(sys.executable, "tools/own.py", *arguments, check=False)
+    refused = repo.run(sys.executable, "-m", "classifier", "own", *arguments, check=False)
     assert refused.returncode == 1 and refused.stderr.strip().startswith(message), refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Running stage" not in refused.stdout
     assert (repo.path / "params.yaml").read_bytes() == params

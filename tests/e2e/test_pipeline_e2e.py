@@ -14,14 +14,18 @@ import keras
 import numpy as np
 import pytest
 import vl_convert
-from conftest import ALL_STAGES, SHARED_IMAGES, TINY_PARAMS, set_params, stock_keras_outputs
 from PIL import Image
 
-from classifier.core.layout import MODEL_STAGES
-from classifier.intake.prepared import load_prepared
+from classifier.commands import plots_page
+from classifier.core.paths import MODEL_STAGES
+from classifier.intake.prepared.arrays import load_prepared
 from classifier.models.prediction import predict_probabilities
 from classifier.models.saving import load_model, saved_class_names
-from tools import plots_page
+from tests.support.files import read_csv
+from tests.support.models import stock_keras_outputs
+from tests.support.paths import KAGGLE_IMAGES, copy_of, needs
+from tests.support.repos import ALL_STAGES
+from tools.scratch_repo import TINY_PARAMS, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +83,7 @@ def test_every_model_opens_with_stock_keras_and_predicts_as_the_pipeline(tiny_re
     paths = [tiny_repo.path / f"models/{model_name}.keras" for model_name in MODEL_STAGES]
     stock = stock_keras_outputs(paths, pixels, tmp_path)
     for path in paths:
-        ours = predict_probabilities(load_model(path), pixels, batch_size=5)  # what stages.predict runs
+        ours = predict_probabilities(load_model(path), pixels, batch_size=5)  # what `classifier predict` runs
         np.testing.assert_allclose(np.concatenate([1 - stock[str(path)], stock[str(path)]], axis=1), ours, atol=1e-5)
 
 
@@ -110,7 +114,7 @@ def test_changing_a_training_param_reruns_only_that_stage_evaluate_explain_and_e
 
 
 def test_raw_images_outside_the_split_ranges_rerun_split_only(tiny_repo):
-    shutil.copy2(SHARED_IMAGES / "cat.2400.jpg", tiny_repo.path / "data/raw")
+    copy_of(KAGGLE_IMAGES / "cat.2400.jpg", tiny_repo.path / "data/raw")
     try:
         tiny_repo.dvc("add", "data/raw")  # the README's step after changing the raw images
         assert tiny_repo.repro() == ["split"]
@@ -128,8 +132,7 @@ def test_evaluate_writes_every_model_and_accuracy_matches_a_hand_count(tiny_repo
         assert (
             metrics["accuracy_low"] <= metrics["accuracy"] <= metrics["accuracy_high"] and metrics["test_images"] == 12
         )
-        with open(tiny_repo.path / f"metrics/evaluate/predictions/{model_name}.csv", newline="") as file:
-            rows = list(csv.DictReader(file))
+        rows = read_csv(tiny_repo.path / f"metrics/evaluate/predictions/{model_name}.csv")
         assert len(rows) == 12  # 6 test images per class
         assert all(0.5 <= float(row["probability"]) <= 1 for row in rows)  # of the predicted class, of two
         hand_count = sum(row["actual"] == row["predicted"] for row in rows) / len(rows)
@@ -174,7 +177,7 @@ def test_plot_data_and_pictures_hold_what_they_should(tiny_repo):
 
 
 def test_dvc_plots_show_writes_an_offline_page_whose_every_chart_renders(tiny_repo):
-    tiny_repo.run(sys.executable, "tools/plots_page.py")  # as `make install` does
+    tiny_repo.run(sys.executable, "-m", "classifier", "plots-page")  # as `make install` does
     try:
         tiny_repo.dvc("plots", "show", "-o", "plots_page")
     finally:
@@ -214,12 +217,11 @@ def test_dvc_plots_show_writes_an_offline_page_whose_every_chart_renders(tiny_re
 
 
 def test_predict_from_another_directory_takes_paths_from_there(tiny_repo, tmp_path):
-    shutil.copy2(SHARED_IMAGES / "cat.2000.jpg", tmp_path / "mine.jpg")
-    script = tiny_repo.path / "stages/predict.py"
+    shutil.copyfile(needs(KAGGLE_IMAGES / "cat.2000.jpg"), tmp_path / "mine.jpg")  # a copy, links followed
     result = subprocess.run(
-        [sys.executable, str(script), "mine.jpg", "--top", "2"],
+        [sys.executable, "-m", "classifier", "predict", "mine.jpg", "--top", "2"],
         cwd=tmp_path,
-        env=tiny_repo.env,
+        env={**tiny_repo.env, "PYTHONPATH": str(tiny_repo.path)},  # the repository's `classifier`, as installed
         capture_output=True,
         text=True,
     )
@@ -231,10 +233,10 @@ def test_predict_from_another_directory_takes_paths_from_there(tiny_repo, tmp_pa
 
 
 def test_predict_on_real_images_and_a_corrupt_file(tiny_repo, tmp_path):
-    shutil.copy2(SHARED_IMAGES / "cat.2000.jpg", tmp_path)
-    shutil.copy2(SHARED_IMAGES / "dog.2000.jpg", tmp_path)
+    copy_of(KAGGLE_IMAGES / "cat.2000.jpg", tmp_path)
+    copy_of(KAGGLE_IMAGES / "dog.2000.jpg", tmp_path)
     (tmp_path / "broken.jpg").write_bytes(b"not an image at all")
-    result = tiny_repo.run(sys.executable, "-m", "stages.predict", str(tmp_path), "--csv", check=False)
+    result = tiny_repo.run(sys.executable, "-m", "classifier", "predict", str(tmp_path), "--csv", check=False)
     assert result.returncode == 1
     ours = [line for line in result.stderr.splitlines() if line.startswith("predict:")]  # not TensorFlow's lines
     assert len(ours) == 2 and "broken.jpg" in ours[1]

@@ -23,7 +23,7 @@ Kept, and escaped
                                                                      line per image
  6. the pictures (most confident mistakes, activations, Grad-CAM)
     with `$x^$` in a class and a file name                        -> drawn as text, not mathtext: the PNGs are written
- 7. tools/compare.py's table, a params key and value with a
+ 7. classifier compare's table, a params key and value with a
     newline and an escape sequence                                -> one line per row, no control character
 Refused by split, one line naming the class and the fix, nothing written (data/split of an earlier run kept)
  8. a label (labels table) with a tab, a newline, DEL, C1's NEL,
@@ -42,7 +42,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -52,22 +51,24 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
-from classifier.core.cli import run_stage
-from classifier.core.layout import CLASSES_FILE, EVALUATION_DIR, MODEL_STAGES, PREPARED_DIR, SPLIT_DIR, SPLIT_MANIFEST
+from classifier.commands import compare
 from classifier.core.params import load_params
+from classifier.core.paths import CLASSES_FILE, EVALUATION_DIR, MODEL_STAGES, PREPARED_DIR, SPLIT_DIR, SPLIT_MANIFEST
 from classifier.evaluation.metrics import classification_metrics, confusion, predicted_classes
 from classifier.evaluation.plot_data import write_class_curves, write_predictions
 from classifier.evaluation.report import report_markdown
-from classifier.intake.names import csv_dict_rows, csv_value
-from classifier.intake.prepared import load_prepared
+from classifier.intake.escaping import csv_dict_rows, csv_value
+from classifier.intake.prepared.arrays import load_prepared
 from classifier.intake.tables import prepared_rows
 from stages import prepare, split
-from tools import compare
+from tests.support.commands import run_command
+from tests.support.files import png
+from tests.support.params import write_params
+from tests.support.paths import ROOT
+from tests.support.stages import refused
 
-REPO = Path(__file__).resolve().parents[2]
 NAMES = [
     'a,b "q" |pipe|',
     "<!--<script>",
@@ -172,7 +173,7 @@ def test_the_report_keeps_each_name_one_cell_of_plain_text():
     probabilities[np.arange(len(labels)), guesses] = 0.9
     results = {name: classification_metrics(labels, probabilities, 5) for name in MODEL_STAGES}
     counts = {name: confusion(labels, predicted_classes(probabilities), len(NAMES)) for name in MODEL_STAGES}
-    params = load_params(REPO / "params.yaml")
+    params = load_params(ROOT / "params.yaml")
     groups = {"<b>group|1</b>": NAMES[:4], "=group": NAMES[4:]}
     params = params.model_copy(
         update={"data": params.data.model_copy(update={"classes": NAMES, "class_groups": groups})}
@@ -219,14 +220,6 @@ def test_plain_names_stay_code_in_the_card():
 
 
 # --- 3: evaluate's CSVs and DVC's plots page -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def work(tmp_path, monkeypatch) -> Path:
-    """The workspace (the current folder), beside the raw data folder in tmp_path."""
-    (tmp_path / "work").mkdir()
-    monkeypatch.chdir(tmp_path / "work")
-    return tmp_path / "work"
 
 
 def evaluate_csvs() -> list[Path]:
@@ -284,7 +277,7 @@ def test_dvcs_plots_page_keeps_each_chart_in_its_script(work):
         with open(path, newline="") as file:
             datapoints = list(csv.DictReader(file))  # what DVC's CSV loader gives the renderer
         y = y or next(field for field in datapoints[0] if field not in ("class", "point", x))
-        properties = {"template": template, "template_dir": str(REPO / ".dvc/plots"), "x": x, "y": y}
+        properties = {"template": template, "template_dir": str(ROOT / ".dvc/plots"), "x": x, "y": y}
         renderers.append(VegaRenderer(datapoints, str(path), **properties))
     render_html(renderers, work / "plots/index.html")
 
@@ -297,17 +290,10 @@ def test_dvcs_plots_page_keeps_each_chart_in_its_script(work):
 # --- 4: split and prepare ------------------------------------------------------------------------------------------
 
 
-def png(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (seed * 40 % 256, seed * 7 % 256, 90)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def write_params(work: Path, raw_dir: Path, classes=None, groups=None) -> None:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+def split_params(work: Path, raw_dir: Path, classes=None, groups=None) -> None:
     shares = {"train": 0.6, "validation": 0.2, "test": 0.2}  # unused: every raw folder here is split already
-    params["data"].update(raw_dir=str(raw_dir), split=shares, classes=classes, class_groups=groups, image_size=16)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    data = {"raw_dir": str(raw_dir), "split": shares, "classes": classes, "class_groups": groups, "image_size": 16}
+    write_params(work, {f"data.{key}": value for key, value in data.items()})
 
 
 def already_split(raw_dir: Path, names) -> Path:
@@ -315,12 +301,14 @@ def already_split(raw_dir: Path, names) -> Path:
     for number, name in enumerate(names):
         for position, part in enumerate(("train", "validation", "test")):
             (raw_dir / part / name).mkdir(parents=True)
-            (raw_dir / part / name / f"{position}.png").write_bytes(png(10 * number + position))
+            seed = 10 * number + position
+            color = (seed * 40 % 256, seed * 7 % 256, 90)
+            (raw_dir / part / name / f"{position}.png").write_bytes(png(size=(8, 8), color=color))
     return raw_dir
 
 
 def test_split_and_prepare_write_manifests_without_formulas_and_read_them_back(work):
-    write_params(work, already_split(work.parent / "raw", NAMES))
+    split_params(work, already_split(work.parent / "raw", NAMES))
     split.main()
     assert json.loads(CLASSES_FILE.read_text()) == sorted(NAMES)
     rows = check_csv(SPLIT_MANIFEST)
@@ -368,11 +356,9 @@ def tiny_classifier(tmp_path_factory):
 
 
 def test_predict_csv_has_no_formula_and_the_names_read_back(tiny_classifier, capsys, monkeypatch):
-    from stages import predict
-
     saved, image = tiny_classifier
     monkeypatch.chdir(image.parent)
-    assert predict.main([image.name, "--model", str(saved(NAMES)), "--csv"]) == 0
+    assert run_command(["predict", image.name, "--model", str(saved(NAMES)), "--csv"]) == 0
     rows = check_csv(capsys.readouterr().out, header_width=2 + len(NAMES))
     assert len(rows) == 2
     assert [csv_value(field) for field in rows[0][2:]] == NAMES
@@ -380,11 +366,9 @@ def test_predict_csv_has_no_formula_and_the_names_read_back(tiny_classifier, cap
 
 
 def test_predict_prints_one_line_per_image_whatever_the_model_names(tiny_classifier, capsys):
-    from stages import predict
-
     saved, image = tiny_classifier
     names = [f"line\nbreak{i}\x1b[2J" for i in range(len(NAMES))]
-    assert predict.main([str(image), "--model", str(saved(names)), "--top", "3"]) == 0
+    assert run_command(["predict", str(image), "--model", str(saved(names)), "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert len(out.splitlines()) == 1 and "\x1b" not in out
 
@@ -394,7 +378,8 @@ def test_predict_prints_one_line_per_image_whatever_the_model_names(tiny_classif
 
 @pytest.mark.parametrize("name", ["$x^$", "a$\\frac$b", "$$"])
 def test_pictures_draw_names_as_text(work, name):
-    from classifier.evaluation.pictures import activations_figure, grad_cam_figure, most_wrong_gallery
+    from classifier.evaluation.gallery import most_wrong_gallery
+    from classifier.explanation.pictures import activations_figure, grad_cam_figure
 
     classes = [name, "plain"]
     images = np.zeros((2, 8, 8, 3), np.uint8)
@@ -408,7 +393,7 @@ def test_pictures_draw_names_as_text(work, name):
     assert all((work / png_name).stat().st_size > 0 for png_name in ("wrong.png", "act.png", "cam.png"))
 
 
-# --- 7: tools/compare.py -------------------------------------------------------------------------------------------
+# --- 7: classifier compare -------------------------------------------------------------------------------------------
 
 
 def test_compares_table_keeps_each_row_on_one_line():
@@ -424,28 +409,14 @@ def test_compares_table_keeps_each_row_on_one_line():
 # --- 8-11: refused by split ----------------------------------------------------------------------------------------
 
 
-def snapshot(root: Path) -> dict[str, tuple]:
-    found = {}
-    for folder, folders, files in os.walk(root):
-        for name in folders + files:
-            info = (Path(folder) / name).lstat()
-            found[str(Path(folder, name).relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns)
-    return found
-
-
-def refused(work: Path, raw_dir: Path, **params) -> str:
+def split_refused(work: Path, raw_dir: Path, **params) -> str:
     """split's one-line error; an earlier data/split kept, nothing else written anywhere under the test's folder."""
-    write_params(work, raw_dir, **params)
+    split_params(work, raw_dir, **params)
     (work / SPLIT_DIR).mkdir(parents=True)
     (work / SPLIT_DIR / "earlier.txt").write_text("an earlier run's split")
-    before = snapshot(work.parent)
-    with pytest.raises(SystemExit) as info:
-        run_stage(split.main, "stages/split.py")
-    message = str(info.value.code)
-    assert message.startswith("split: error: ") and "\n" not in message, message
+    message = refused(split.main, "stages/split.py", work.parent)
     assert message.isprintable(), message
-    assert snapshot(work.parent) == before
-    return message.removeprefix("split: error: ")
+    return message
 
 
 def labels_table(raw_dir: Path, labels: list[str]) -> Path:
@@ -459,26 +430,26 @@ def labels_table(raw_dir: Path, labels: list[str]) -> Path:
 
 
 def test_a_label_with_a_line_break_is_refused_by_the_table_reader(work):
-    message = refused(work, labels_table(work.parent / "raw", ["cat", "a\nb"]))
+    message = split_refused(work, labels_table(work.parent / "raw", ["cat", "a\nb"]))
     assert "has a quoted value that runs on to line 4; a label has no line break" in message
 
 
 @pytest.mark.parametrize("label", ["a\tb", "del\x7f", "ne\x85l", "line\u2028sep", "\u202eevil"])
 def test_a_label_with_a_control_character_is_refused(work, label):
-    message = refused(work, labels_table(work.parent / "raw", ["cat", label]))
+    message = split_refused(work, labels_table(work.parent / "raw", ["cat", label]))
     assert message.startswith(f"the class or group name {label!r} cannot be a folder name: it has a control character")
     assert "rename it in data.raw_dir" in message
 
 
 def test_a_folder_with_a_control_character_is_refused(work):
     raw_dir = already_split(work.parent / "raw", ["cat", "dog\x85"])
-    assert "the class or group name 'dog\\x85' cannot be a folder name" in refused(work, raw_dir)
+    assert "the class or group name 'dog\\x85' cannot be a folder name" in split_refused(work, raw_dir)
 
 
 @pytest.mark.parametrize("group", ["a\tb", "g" * 256])
 def test_a_group_that_cannot_be_a_folder_name_is_refused(work, group):
     raw_dir = already_split(work.parent / "raw", ["cat", "dog"])
-    message = refused(work, raw_dir, groups={group: ["cat"], "other": ["dog"]})
+    message = split_refused(work, raw_dir, groups={group: ["cat"], "other": ["dog"]})
     assert message.startswith("the class or group name ")
     assert ("control character" if "\t" in group else "is 256 bytes long in UTF-8, over the 255") in message
     assert "data.class_groups" in message
@@ -486,13 +457,13 @@ def test_a_group_that_cannot_be_a_folder_name_is_refused(work, group):
 
 def test_a_label_too_long_for_a_file_name_is_refused(work):
     label = "é" * 128  # 256 bytes in UTF-8
-    message = refused(work, labels_table(work.parent / "raw", ["cat", label]))
+    message = split_refused(work, labels_table(work.parent / "raw", ["cat", label]))
     assert message.startswith(f"the class or group name {label[:60]!r}... cannot be a folder name: it is 256 bytes")
 
 
 def test_file_names_that_would_be_too_long_are_refused_before_data_split_is_removed(work):
     label = "x" * 250  # a folder name, but `<label>.0.png` is 256 bytes
-    message = refused(work, labels_table(work.parent / "raw", ["cat", label]))
+    message = split_refused(work, labels_table(work.parent / "raw", ["cat", label]))
     assert message.startswith(f"train.npy:1 (and 2 more) would be written under data/split/train/ as '{label[:60]}'...")
     assert "256 bytes, over the" in message and "an array row's: <class>.<row>.png" in message
 
@@ -503,7 +474,7 @@ def test_file_names_that_would_be_too_long_are_refused_before_data_split_is_remo
     + [("a\\b", "has a '/', a '\\'")],
 )
 def test_names_that_are_no_folder_names_are_refused_with_the_reason(work, label, reason):
-    message = refused(work, labels_table(work.parent / "raw", ["cat", label]))
+    message = split_refused(work, labels_table(work.parent / "raw", ["cat", label]))
     assert message.startswith(f"the class or group name {label!r} cannot be a folder name: it {reason}")
 
 

@@ -9,7 +9,7 @@ Each case gets one clear line (or correct handling), never a traceback:
 - a training stage whose parent (`dvc`) is killed stops after its next epoch, keeping its checkpoint;
 - Ctrl-C (SIGINT) or SIGTERM during a stage: one line, exit status 130, no KeyboardInterrupt traceback;
 - TensorFlow's start-up chatter (INFO lines, cuInit on a machine without a GPU) is not shown,
-  and any other line on stderr is.
+  and any other line on stderr is (the filter's own tests: tests/core/test_startup.py).
 """
 
 from __future__ import annotations
@@ -21,29 +21,16 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from classifier.core.cli import StageError
-from classifier.core.params import ParamsError, load_params
-from stages._startup_log import noise_pattern
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def params_with(tmp_path: Path, *keys_and_value) -> Path:
-    *keys, value = keys_and_value
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    section = raw
-    for key in keys[:-1]:
-        section = section[key]
-    section[keys[-1]] = value
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+from classifier.core.errors import ParamsError, StageError
+from classifier.core.params import load_params
+from tests.support.params import write_params
+from tests.support.paths import ROOT
+from tests.support.stages import wait_for
+from tools.scratch_repo import set_params, stages_run
 
 
 @pytest.mark.parametrize(
@@ -68,7 +55,7 @@ def params_with(tmp_path: Path, *keys_and_value) -> Path:
 )
 def test_impossible_params_are_one_line(tmp_path, keys, value, message):
     with pytest.raises(ParamsError) as info:
-        load_params(params_with(tmp_path, *keys, value))
+        load_params(write_params(tmp_path, {".".join(keys): value}))
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
@@ -78,9 +65,9 @@ def test_impossible_params_are_one_line(tmp_path, keys, value, message):
 TRAINING = textwrap.dedent("""
     import sys, time
     import keras, numpy as np
-    from classifier.core.cli import run_stage
-    from classifier.models.assembly import compile_model
-    from classifier.models.training import fit
+    from classifier.core.startup import run_stage
+    from classifier.models.training.compiling import compile_model
+    from classifier.models.training.fitting import fit
 
     class Slow(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -118,24 +105,17 @@ def start_training(work: Path, parent: bool = False) -> subprocess.Popen:
     )
 
 
-def wait_for(condition, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def checkpoint_epoch(work: Path) -> int:
     state = work / ".dvc/tmp/checkpoints/train_demo/state.json"
     return json.loads(state.read_text())["epoch"] if state.is_file() else 0
 
 
 def test_a_second_run_of_a_training_stage_is_refused_naming_the_first(tmp_path, monkeypatch):
-    from classifier.models.checkpoints import only_run
+    from classifier.models.training.checkpoints import only_run
 
     first = start_training(tmp_path)
     try:
-        wait_for(lambda: checkpoint_epoch(tmp_path) >= 1)
+        wait_for(lambda: checkpoint_epoch(tmp_path) >= 1, 120)
         monkeypatch.chdir(tmp_path)
         with pytest.raises(StageError) as info:
             with only_run("train_demo"):
@@ -154,7 +134,7 @@ def test_a_second_run_of_a_training_stage_is_refused_naming_the_first(tmp_path, 
 def test_a_stage_whose_parent_is_killed_stops_after_its_next_epoch(tmp_path):
     parent = start_training(tmp_path, parent=True)
     child_pid = int(parent.stdout.readline())
-    wait_for(lambda: checkpoint_epoch(tmp_path) >= 2)
+    wait_for(lambda: checkpoint_epoch(tmp_path) >= 2, 120)
     os.kill(parent.pid, signal.SIGKILL)  # as `kill -9` of dvc alone
     parent.wait()
     wait_for(
@@ -178,7 +158,7 @@ def test_a_stage_whose_parent_is_killed_stops_after_its_next_epoch(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_ends_a_stage_with_one_line(tmp_path, signum):
     stage = start_training(tmp_path)
-    wait_for(lambda: checkpoint_epoch(tmp_path) >= 1)
+    wait_for(lambda: checkpoint_epoch(tmp_path) >= 1, 120)
     stage.send_signal(signum)
     output, _ = stage.communicate(timeout=60)
     assert stage.returncode == 130
@@ -190,42 +170,16 @@ def test_ctrl_c_or_sigterm_ends_a_stage_with_one_line(tmp_path, signum):
 
 # --- TensorFlow's start-up log ---------------------------------------------------------------------------
 
-CHATTER = [
-    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-    "I0000 00:00:1795415650.143984   13060 port.cc:153] oneDNN custom operations are on.",
-    "I0000 00:00:1795415650.144691   13060 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
-    "GPU will not be used.",
-    "E0000 00:00:1795416641.794686   17039 node_def_util.cc:682] NodeDef mentions attribute "
-    "use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset>",
-]
-CUINIT = (
-    "E0000 00:00:1795415651.231594   13060 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
-    "Failed call to cuInit: UNKNOWN ERROR (303)"
-)
-REAL = [
-    "E0000 00:00:1795415651.231594   13060 some_kernel.cc:10] OOM when allocating tensor with shape[64,512,512]",
-    "W0000 00:00:1795415651.231594   13060 gpu_device.cc:2341] Cannot dlopen some GPU libraries.",
-    "Traceback (most recent call last):",
-    "train_frozen: error: params.yaml: unknown key learning_rat (did you mean lr?)",
-]
-
-
-def test_the_filter_drops_the_chatter_and_keeps_everything_else():
-    without_gpu, with_gpu = re.compile(noise_pattern(False)), re.compile(noise_pattern(True))
-    assert all(without_gpu.match(line) for line in [*CHATTER, CUINIT])
-    assert not any(without_gpu.match(line) for line in REAL)
-    assert not with_gpu.match(CUINIT)  # with an NVIDIA driver, failing to start CUDA is a real error
-
 
 def test_a_stage_shows_its_own_lines_and_not_tensorflows_start_up(tmp_path):
-    """predict imports TensorFlow and fails on a model that is not there: only its own line is shown."""
+    """`classifier predict` imports TensorFlow and fails on a model that is not there: only its own line is shown."""
     environment = {
         key: value
         for key, value in os.environ.items()
         if key not in ("TF_CPP_MIN_LOG_LEVEL", "PIPELINE_STDERR_FILTERED")
     }
     result = subprocess.run(
-        [sys.executable, "-m", "stages.predict", str(tmp_path), "--model", str(tmp_path / "absent.keras")],
+        [sys.executable, "-m", "classifier", "predict", str(tmp_path), "--model", str(tmp_path / "absent.keras")],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -241,8 +195,6 @@ def test_a_stage_shows_its_own_lines_and_not_tensorflows_start_up(tmp_path):
 
 @pytest.mark.e2e
 def test_an_unknown_key_stops_dvc_repro_and_dvc_exp_run_in_their_first_stage(tiny_repo):
-    from tests.conftest import set_params, stages_run
-
     set_params(tiny_repo.path, {("learning_rat",): 1e-4})
     try:
         result = tiny_repo.dvc("repro", check=False)
