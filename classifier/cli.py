@@ -69,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     own = add["own"]
-    own.add_argument("data", help="the folder of your labelled photos")
+    own.add_argument("data", help="the folder of your labelled photos (after --, it may start with -)")
     own.add_argument("--base", default="imagenet", help="a .keras base file, or imagenet (default)")
     own.add_argument("--recipe", default="laptop", help="a recipe in recipes/ (default: laptop)")
 
@@ -155,11 +155,16 @@ def model_choice(text: str) -> str:
     return text
 
 
+def uses_keras(args: argparse.Namespace) -> bool:
+    """Whether the command runs Keras: as COMMANDS says, and `own` with a base file, which it loads to check."""
+    return COMMANDS[args.command][1] or (args.command == "own" and args.base != "imagenet")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, start as every stage starts, then import and run the command; its exit status."""
     top = parser()
     args = top.parse_args(argv)
     interrupted = f"{args.command}: interrupted"
-    startup.starting(args.command, interrupted, uses_keras=COMMANDS[args.command][1])
+    startup.starting(args.command, interrupted, uses_keras=uses_keras(args))
     module = importlib.import_module(module_name(args.command))
     return startup.run(lambda: module.run(args), args.command, interrupted)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from classifier.core.outputs import write_whole
 from classifier.core.params import load_params
 from classifier.core.paths import EVALUATION_DIR, EVALUATION_METRICS, HEADLINE, MODEL_STAGES, REPORT, model_path
 from classifier.core.startup import run_stage
@@ -82,8 +83,8 @@ def main() -> None:
     for name in [name for name in MODEL_STAGES if name not in trained]:
         write_untrained(name)
     tested = {name: with_interval(metrics, correct[name]) for name, metrics in results.items()}
-    EVALUATION_METRICS.write_text(json.dumps({**tested, "best_model": best}, indent=2) + "\n")
-    HEADLINE.write_text(json.dumps(headline(best, tested[best], trained[best]), indent=2) + "\n")
+    write_whole(EVALUATION_METRICS, json.dumps({**tested, "best_model": best}, indent=2) + "\n")
+    write_whole(HEADLINE, json.dumps(headline(best, tested[best], trained[best]), indent=2) + "\n")
     keep_as_best(best)
     print(f"evaluate: best on the validation split: {best} (val accuracy {trained[best]['val']['accuracy']:.4f})")
 
@@ -99,8 +100,8 @@ def main() -> None:
         EVALUATION_DIR / "most_wrong.png",
         settings.gallery_size,
     )
-    REPORT.write_text(
-        report_markdown(params, class_names, results, counts, correct, labels, wrong, best, trained[best])
+    write_whole(
+        REPORT, report_markdown(params, class_names, results, counts, correct, labels, wrong, best, trained[best])
     )
 
 

@@ -8,6 +8,7 @@ predicted class's logit on the last feature map for the first test images of eac
 
 from classifier.core.backend import set_seed
 from classifier.core.errors import StageError
+from classifier.core.outputs import replacing
 from classifier.core.params import load_params
 from classifier.core.paths import EXPLAIN_DIR, model_path
 from classifier.core.startup import run_stage
@@ -39,43 +40,46 @@ def main() -> None:
     model = load_model(path)
     check_trained_on(model, path, class_names)
     set_seed(params.seed)
-    EXPLAIN_DIR.mkdir(parents=True, exist_ok=True)
+    # Drawn beside metrics/explain, which they replace once all three are: a full disk, a refusal or Ctrl-C
+    # leaves an earlier run's pictures as they were.
+    with replacing(EXPLAIN_DIR) as folder:
+        image, label = images[index], labels[index]
+        asked = settings.activation_layers
+        layers = chosen(internals.first_convolutions(model, asked), asked, "explain.activation_layers")
+        activations_figure(
+            image,
+            [layer.name for layer in layers],
+            internals.activations(model, image, layers),
+            f"test image {index} ({class_names[label]})",
+            f"{name}: activations of its first {len(layers)} convolutional layers",
+            folder / "activations.png",
+        )
 
-    image, label = images[index], labels[index]
-    asked = settings.activation_layers
-    layers = chosen(internals.first_convolutions(model, asked), asked, "explain.activation_layers")
-    activations_figure(
-        image,
-        [layer.name for layer in layers],
-        internals.activations(model, image, layers),
-        f"test image {index} ({class_names[label]})",
-        f"{name}: activations of its first {len(layers)} convolutional layers",
-        EXPLAIN_DIR / "activations.png",
-    )
+        asked = settings.filter_layers
+        layers = chosen(internals.spread_convolutions(model, asked), asked, "explain.filter_layers")
+        steps, size = settings.filter_steps, settings.filter_size
+        patterns = [
+            internals.filter_patterns(model, layer, settings.filters, steps, size, params.seed) for layer in layers
+        ]
+        filters_figure(
+            [layer.name for layer in layers],
+            patterns,
+            f"{name}: filter patterns ({steps} steps of gradient ascent, {size}x{size} pixels)",
+            folder / "filters.png",
+        )
 
-    asked = settings.filter_layers
-    layers = chosen(internals.spread_convolutions(model, asked), asked, "explain.filter_layers")
-    steps, size = settings.filter_steps, settings.filter_size
-    patterns = [internals.filter_patterns(model, layer, settings.filters, steps, size, params.seed) for layer in layers]
-    filters_figure(
-        [layer.name for layer in layers],
-        patterns,
-        f"{name}: filter patterns ({steps} steps of gradient ascent, {size}x{size} pixels)",
-        EXPLAIN_DIR / "filters.png",
-    )
-
-    rows = internals.grad_cam_rows(labels, settings.gradcam_per_class)
-    heatmaps, probabilities = internals.grad_cam(model, images[rows])
-    grad_cam_figure(
-        images[rows],
-        heatmaps,
-        probabilities,
-        labels[rows],
-        [f"test image {row}" for row in rows],
-        class_names,
-        name,
-        EXPLAIN_DIR / "gradcam.png",
-    )
+        rows = internals.grad_cam_rows(labels, settings.gradcam_per_class)
+        heatmaps, probabilities = internals.grad_cam(model, images[rows])
+        grad_cam_figure(
+            images[rows],
+            heatmaps,
+            probabilities,
+            labels[rows],
+            [f"test image {row}" for row in rows],
+            class_names,
+            name,
+            folder / "gradcam.png",
+        )
 
 
 if __name__ == "__main__":

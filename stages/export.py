@@ -19,12 +19,13 @@ import keras
 
 from classifier.core.backend import run_on_tensorflow
 from classifier.core.errors import StageError
+from classifier.core.outputs import writing
 from classifier.core.params import load_params
 from classifier.core.paths import EXPORT_DIR, MODEL_STAGES, MODELS_DIR, model_path
 from classifier.core.startup import run_stage
 from classifier.models.architecture import class_names_of
 from classifier.models.best_model import using, which_model
-from classifier.models.saving import load_model
+from classifier.models.saving import load_model, weights_bytes
 
 
 def main() -> None:
@@ -47,7 +48,11 @@ def main() -> None:
     keras.utils.set_random_seed(params.seed)  # Dropout's random state, saved with the variables, then repeats
     model = load_model(path)
     classes = class_names_of(model, path)
-    with tempfile.TemporaryDirectory(dir=MODELS_DIR, prefix=".export-") as scratch:
+    kept = str(EXPORT_DIR) if EXPORT_DIR.exists() else None  # a full disk: one line, an earlier export whole
+    with (
+        writing(EXPORT_DIR, weights_bytes(model) * len({*formats, "saved_model"}), kept),
+        tempfile.TemporaryDirectory(dir=MODELS_DIR, prefix=".export-") as scratch,
+    ):
         folder = Path(scratch) / EXPORT_DIR.name
         export_model(model, folder, formats)
         (folder / "README.md").write_text(card(name, model, classes, metrics, recipe(params, name), formats))

@@ -13,6 +13,8 @@ and its labels repeated k times to match; validation and test keep the plain ima
 
 import numpy as np
 
+from classifier.core.errors import StageError
+from classifier.core.outputs import replacing
 from classifier.core.params import load_params
 from classifier.core.paths import BASE_MODEL, FEATURES_DIR, SPLITS
 from classifier.core.startup import run_stage
@@ -34,16 +36,30 @@ def train_views(params) -> tuple:
 def main() -> None:
     params = load_params()
     base = load_model(BASE_MODEL)
-    extractor = feature_extractor(base, params.data.image_size, preprocessing_mode(params.base))
-    FEATURES_DIR.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        images, labels = load_prepared(split)
-        views = train_views(params) if split == "train" else PLAIN
-        out = FEATURES_DIR / f"{split}_features.npy"
-        predict_to_file(extractor, images, params.extract_features.batch_size, out, views)
-        np.save(FEATURES_DIR / f"{split}_labels.npy", np.tile(labels, len(views)))
-        shown = f" x {len(views)} views" if len(views) > 1 else ""
-        print(f"extract_features: {split}: {len(images)} images{shown} -> features {extractor.output_shape[1:]}")
+    mode = preprocessing_mode(params.base)
+    extractor = feature_extractor(base, params.data.image_size, mode)
+    prepared = {split: load_prepared(split) for split in SPLITS}  # every split checked before any is run
+    row_bytes = int(np.prod(extractor.output_shape[1:])) * 4 + 4  # float32 features and a label
+    copies = {split: params.extract_features.views if split == "train" else 1 for split in SPLITS}
+    needed = sum(copies[split] * len(labels) * row_bytes for split, (_, labels) in prepared.items())
+    # Written beside data/features, which they replace once every split is done: a full disk, values that
+    # are not numbers or Ctrl-C leave an earlier run's features as they were.
+    with replacing(FEATURES_DIR, needed) as new:
+        for split in SPLITS:
+            images, labels = prepared[split]
+            views = train_views(params) if split == "train" else PLAIN
+            out = new / f"{split}_features.npy"
+            not_finite = predict_to_file(extractor, images, params.extract_features.batch_size, out, views)
+            if not_finite:
+                raise StageError(
+                    f"the base gives features that are not finite numbers (NaN or infinity) for {not_finite} of the "
+                    f"{len(images) * len(views)} {split} rows: its weights (models/base.keras) or its preprocessing "
+                    f"(base.preprocessing: {params.base.preprocessing}) do not fit these images; nothing is written: "
+                    f"check base.weights and base.preprocessing, then run `dvc repro` again"
+                )
+            np.save(new / f"{split}_labels.npy", np.tile(labels, len(views)))
+            shown = f" x {len(views)} views" if len(views) > 1 else ""
+            print(f"extract_features: {split}: {len(images)} images{shown} -> features {extractor.output_shape[1:]}")
 
 
 if __name__ == "__main__":

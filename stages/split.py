@@ -14,29 +14,19 @@ from classifier.core.params import load_params
 from classifier.core.paths import METRICS_DIR
 from classifier.core.startup import run_stage
 from classifier.intake.raw import split
-from classifier.intake.raw.duplicates import duplicate_warnings
-from classifier.intake.raw.layouts import raw_collection
-from classifier.intake.raw.writing import plan_split, write_classes, write_split
+from classifier.intake.raw.check import checked_split
+from classifier.intake.raw.writing import write_classes, write_split
 
 
 def main() -> None:
     params = load_params()
-    raw_dir = params.data.raw_dir
-    with raw_collection(raw_dir, params.data.label_column) as collection:
-        split.report_ignored(collection, raw_dir)
-        found = {image.class_name for image in collection.images}
-        labels = split.choose_labels(found, params.data.classes, params.data.class_groups)
-        images = [image for image in collection.images if image.class_name in labels.of_class]
-        assigned = split.assign_splits(images, collection, params.data.split, raw_dir)
-        counts = split.count_images(assigned, labels)
-        split.check_every_split_has_every_label(counts, labels)
-        warnings = duplicate_warnings(assigned, labels, params.data.on_duplicate_across_splits)
-        write_split(plan_split(assigned, labels))
-    write_classes(labels.names)
+    with checked_split(params.data) as checked:  # every problem found before anything is written
+        write_split(checked.planned)
+    write_classes(checked.labels.names)
     METRICS_DIR.mkdir(exist_ok=True)
-    (METRICS_DIR / "split.json").write_text(json.dumps(counts, indent=2) + "\n")
-    print(split.summary(collection.layout, labels, counts))
-    for warning in [*split.balance_warnings(counts), *warnings]:
+    (METRICS_DIR / "split.json").write_text(json.dumps(checked.counts, indent=2) + "\n")
+    print(split.summary(checked.collection.layout, checked.labels, checked.counts))
+    for warning in [*split.balance_warnings(checked.counts), *checked.warnings]:
         print(warning)
 
 

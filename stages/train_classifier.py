@@ -5,18 +5,13 @@ on the cached features, then put on top of the base so that models/feature_extra
 takes raw pixels like every other model.
 """
 
-import numpy as np
-
 from classifier.core.params import load_params
-from classifier.core.paths import BASE_MODEL, FEATURES_DIR
+from classifier.core.paths import BASE_MODEL
 from classifier.core.startup import run_stage
+from classifier.intake.prepared.arrays import load_features
 from classifier.models.architecture import dense_classifier, preprocessing_mode, with_classifier
 from classifier.models.saving import load_model
 from classifier.models.training.stage import TrainingStage
-
-
-def load_features(split: str):
-    return np.load(FEATURES_DIR / f"{split}_features.npy", mmap_mode="r"), np.load(FEATURES_DIR / f"{split}_labels.npy")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from classifier.commands.own import run_without_first_run_noise
+from classifier.commands.experiment_runs import Stops, run_dvc
 from classifier.commands.recipe import load_recipe, set_arguments
 from classifier.commands.results import print_results
 from classifier.core.paths import PROJECT_ROOT
@@ -72,7 +72,12 @@ def run(args: argparse.Namespace) -> int:
     subprocess.run([*dvc, "remove", EXPERIMENT], cwd=PROJECT_ROOT, capture_output=True)  # the previous demo, if any
     copied = folder.relative_to(PROJECT_ROOT).as_posix()
     command = [*dvc, "run", "--temp", "--copy-paths", copied, "-n", EXPERIMENT, *set_arguments(EXPERIMENT)]
-    if run_without_first_run_noise(command) != 0:
+    stops = Stops(EXPERIMENT)
+    with stops.handling():
+        status = run_dvc(command, stops)
+    if stops.received:  # Ctrl-C or SIGTERM: passed on to DVC and its stage, which have stopped
+        return stops.interrupted("dvc exp run is stopped; the workspace was not touched")
+    if status != 0:
         print("demo: the run stopped (above: why)", file=sys.stderr)
         return 1
     print_results(EXPERIMENT)

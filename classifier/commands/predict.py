@@ -8,8 +8,10 @@ column per class (a field that would start a spreadsheet formula starts with an 
 `--tta` averages each image's probabilities with its mirror image's (test-time augmentation, as
 `evaluate.tta`; off by default: a model file does not say how it was evaluated), and says so on stderr.
 Class names come from the model file; one with a control character is printed quoted (as
-Python's repr). Any format PIL opens, decoded as `prepare` decodes the training images (turned
-upright as its EXIF orientation says, resized to the model's input); an image of more than
+Python's repr). Where the terminal cannot show a character (PYTHONIOENCODING=ascii), the lines
+write it as an escape (`\\u0444`); the CSV is UTF-8 whatever the terminal's encoding. Any format
+PIL opens, decoded as `prepare` decodes the training images (turned upright as its EXIF
+orientation says, resized to the model's input); an image of more than
 --max-pixels pixels (default 89,478,485, as data.max_pixels) is refused from its header, before
 decoding. A folder is searched recursively, following symbolic links; each folder once, so a
 link loop is reported, not followed.
@@ -26,6 +28,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print("predict: test-time augmentation: each image's probabilities averaged with its mirror's", file=sys.stderr)
     probabilities = predict_probabilities(model, pixels, BATCH_SIZE, tta=args.tta) if pixels is not None else []
 
-    writer = CsvWriter(sys.stdout) if args.csv else None
+    writer = CsvWriter(utf8_stdout()) if args.csv else None
     if writer:
         writer.writerow(("path", "label", *class_names))
     for file, row in zip(readable, probabilities):
@@ -78,3 +81,11 @@ def run(args: argparse.Namespace) -> int:
             shown = (f"{terminal_text(class_names[label])}, {row[label]:.4f}" for label in ranked)
             print(", ".join([terminal_text(file), *shown]))
     return 1 if failures else 0
+
+
+def utf8_stdout() -> TextIO:
+    """stdout for the CSV: UTF-8 whatever the terminal's encoding (PYTHONIOENCODING=ascii, a Latin-1 locale),
+    so that a path or class name is written as it is, as a CSV file is read; escapes would change a name.
+    A name's bytes that are not UTF-8 at all (undecodable in a file name) are escaped."""
+    sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace")
+    return sys.stdout

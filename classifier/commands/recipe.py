@@ -20,6 +20,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shlex
 import tempfile
 from pathlib import Path
@@ -28,8 +29,11 @@ import yaml
 from ruamel.yaml import YAML
 
 from classifier.core.errors import ParamsError
-from classifier.core.params import PARAMS_FILE, load_params
+from classifier.core.params import PARAMS_FILE, as_model, load_params
 from classifier.core.paths import PROJECT_ROOT
+from classifier.core.schema import Params, Section
+from classifier.core.yaml_files import read_yaml
+from classifier.intake.escaping import terminal_text
 
 RECIPES_DIR = PROJECT_ROOT / "recipes"
 BOOK = "book"
@@ -37,28 +41,38 @@ NULL = "tag:yaml.org,2002:null"
 
 
 def recipe_names() -> list[str]:
-    return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))
+    return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml") if not path.name.startswith("."))
 
 
 def load_recipe(name: str) -> dict:
-    path = RECIPES_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ParamsError(f"no recipe {name!r} in {RECIPES_DIR.name}/: choose one of {', '.join(recipe_names())}")
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path.name} is not valid YAML: {err}") from None
+    """Recipe `name`: a name in recipes/ (never a path: `../params`, `/etc/x` are not names there), read
+    as every YAML a user gives is (classifier.core.yaml_files.read_yaml: an alias bomb is refused in one line)."""
+    names = recipe_names()
+    if name not in names:
+        choose, shown = f"choose one of {', '.join(names)}", terminal_text(name)  # as typed, where printable
+        if any(mark in name for mark in ("/", "\\")) or name.startswith(".") or name.endswith(".yaml"):
+            raise ParamsError(
+                f"recipe '{shown}' is not a name of {RECIPES_DIR.name}/: a recipe is named by its file's name there, "
+                f"without .yaml (never a path); {choose}"
+            )
+        raise ParamsError(f"no recipe '{shown}' in {RECIPES_DIR.name}/: {choose}")
+    recipe = read_yaml(RECIPES_DIR / f"{name}.yaml", f"{RECIPES_DIR.name}/{name}.yaml")
     if not isinstance(recipe, dict) or not recipe:
-        raise ParamsError(f"{path.name} holds no params: write the keys it changes, nested as in params.yaml")
+        raise ParamsError(
+            f"{RECIPES_DIR.name}/{name}.yaml holds no params: write the keys it changes, nested as in params.yaml"
+        )
     return recipe
 
 
-def leaves(mapping: dict, prefix: str = "") -> dict[str, object]:
-    """{"a.b": value} for every value of a nested mapping that is not itself a mapping."""
+def leaves(mapping: dict, prefix: str = "", section: type[Section] | None = Params) -> dict[str, object]:
+    """{"a.b": value} for every value of a nested mapping that is not itself a section of params (a mapping
+    that is a value, such as data.class_groups, is one value); keys the schema lacks are opened as sections."""
     flat = {}
     for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            flat.update(leaves(value, f"{prefix}{key}."))
+        field = section.model_fields.get(key) if section is not None else None
+        inner = as_model(field.annotation) if field is not None else None
+        if isinstance(value, dict) and value and (field is None or inner is not None):
+            flat.update(leaves(value, f"{prefix}{key}.", inner))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -92,7 +106,8 @@ def write_overrides(overrides: dict[str, object], params_file: Path, source: str
     round_trip.preserve_quotes = True
     round_trip.width = 4096  # long comments stay on their line
     round_trip.representer.add_representer(type(None), lambda dumper, _: dumper.represent_scalar(NULL, "null"))
-    params = round_trip.load(params_file.read_text())
+    read_yaml(params_file, PARAMS_FILE.name)  # valid YAML of a sane size: an alias bomb is refused, not expanded
+    params = round_trip.load(params_file.read_text(encoding="utf-8"))
     before = leaves(json.loads(json.dumps(params)))
     merged(params, overrides, source, round_trip)
     text = io.StringIO()
@@ -112,9 +127,47 @@ def write_overrides(overrides: dict[str, object], params_file: Path, source: str
 
 
 def set_arguments(name: str) -> list[str]:
-    """`-S key=value` for book's keys, then recipe `name`'s (values in YAML, as DVC parses them)."""
+    """`-S key=value` for book's keys, then recipe `name`'s, each value written for DVC's override grammar
+    (Hydra's) so that it reaches params.yaml as it is (`override_value`)."""
     overrides = leaves(load_recipe(BOOK)) | leaves(load_recipe(name))
-    return [argument for key, value in overrides.items() for argument in ("-S", f"{key}={flow_yaml(value)}")]
+    return [
+        argument
+        for key, value in overrides.items()
+        for argument in ("-S", f"{key}={override_value(value, f'recipes/{name}.yaml: {key}')}")
+    ]
+
+
+# Where a quoted value of Hydra's grammar needs a backslash: before a quote, at its end, and before `${`
+# (which DVC would otherwise resolve as an interpolation, through OmegaConf); a run of backslashes there
+# is doubled.
+GRAMMAR_ESCAPES = re.compile(r"(\\*)('|\$\{|\Z)")
+
+
+def override_value(value: object, where: str) -> str:
+    """`value` in DVC's override grammar (`dvc exp run -S key=<this>`), read back as the same value whatever
+    it holds: a string is always quoted (so `null`, `1e5`, `a,b`, `фото`, `it's` stay strings as they are),
+    numbers, booleans and null as YAML has them, lists and mappings of these in brackets. A mapping key
+    the grammar cannot hold (anything but letters, digits and _-) is refused in one line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return flow_yaml(value)
+    if isinstance(value, str):
+        escaped = GRAMMAR_ESCAPES.sub(lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), value)
+        return f"'{escaped}'"
+    if isinstance(value, list):
+        return "[" + ",".join(override_value(item, where) for item in value) + "]"
+    if isinstance(value, dict):
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z_][\w-]*", str(key)):
+                raise ParamsError(
+                    f"{where}: the key {key!r} cannot be given to dvc exp run -S (its grammar takes letters, digits, "
+                    f"_ and - in a key); apply the recipe to params.yaml instead (classifier recipe NAME)"
+                )
+        return "{" + ",".join(f"{key}:{override_value(item, where)}" for key, item in value.items()) + "}"
+    raise ParamsError(f"{where}: {value!r} is not a params value (a string, number, boolean, null, list or mapping)")
 
 
 def flow_yaml(value: object) -> str:

@@ -19,12 +19,12 @@ import types
 import typing
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from classifier.core.errors import ParamsError
 from classifier.core.rules import check_rules
 from classifier.core.schema import Params, Section
+from classifier.core.yaml_files import read_yaml
 
 PARAMS_FILE = Path("params.yaml")
 READ_EVENT = "classifier.params.read"
@@ -50,28 +50,6 @@ def load_params(path: str | Path = PARAMS_FILE) -> Watched:
         raise ParamsError(one_line(err)) from None
     check_rules(params)
     return Watched(params)
-
-
-def read_yaml(path: Path):
-    """The YAML in `path`, or ParamsError in one line: unreadable, not UTF-8, not YAML."""
-    restore = f"restore it: git checkout {path}"
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ParamsError(f"{path} cannot be read ({err.strerror or err}); make it readable") from None
-    except UnicodeDecodeError as err:
-        line = err.object[: err.start].count(b"\n") + 1
-        raise ParamsError(
-            f"{path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} on line {line}); save it as UTF-8 "
-            f"(iconv -f latin1 -t utf-8), or {restore}"
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" on line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ParamsError(f"{path} is not valid YAML{where}: {problem}; fix it there, or {restore}") from None
 
 
 # --- pydantic's errors as one line ---------------------------------------------------------------------------

@@ -43,6 +43,7 @@ MAX_FILTERS = 64  # per layer: the book's 8x8 grid (600 would draw a 95 MB pictu
 MAX_FILTER_STEPS = 500  # the book takes 40 gradient-ascent steps
 MAX_FILTER_SIZE = 256  # the book's are 150 and 200 pixels; a layer's filters ascend in one batch
 MAX_GRADCAM_PER_CLASS = 10  # times the first 8 classes: 40 rows of heatmaps
+MAX_JOIN_TIMEOUT = 86400  # a day: a cluster's queue may start its processes hours apart, never days
 MAX_VIEWS = 32  # extract_features' views of each training image: the training features grow by as much
 
 
@@ -206,6 +207,11 @@ class RunParams(Section):
     resume: StrictBool
     deterministic: StrictBool
     distribute: Literal["none", "mirrored", "multi_host"]
+    join_timeout: StrictInt = Field(
+        ge=1,
+        le=MAX_JOIN_TIMEOUT,
+        description="multi_host: seconds a process waits for every process of its cluster to join",
+    )
     mixed_precision: StrictBool
     jit_compile: StrictBool
     class_weight: Literal["balanced"] | None  # balanced: weigh each class by 1 / its share of the training images

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only: works on a headless server
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from classifier.core.outputs import writing  # noqa: E402
 from classifier.evaluation.metrics import predicted_classes  # noqa: E402
 from classifier.intake.escaping import picture_text  # noqa: E402
 
@@ -44,6 +45,7 @@ def most_wrong_gallery(images, labels, probabilities, names, class_names, title:
     if not len(shown):
         axes[0, 0].text(0.5, 0.5, "no mistakes on the test split", ha="center", va="center")
     figure.suptitle(f"{title}: the {len(shown)} most confident mistakes of {len(wrong)} ({len(labels)} test images)")
-    figure.savefig(out_path, dpi=DPI)
+    with writing(out_path):  # a full disk: one line naming the picture
+        figure.savefig(out_path, dpi=DPI)
     plt.close(figure)
     return len(wrong)

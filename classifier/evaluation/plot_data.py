@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.core.outputs import writing
 from classifier.core.paths import EVALUATION_DIR
 from classifier.evaluation.metrics import roc_curve
 from classifier.intake.escaping import plot_text, write_csv_file
@@ -20,7 +21,8 @@ ROC_POINTS = 1000  # plenty for a smooth curve; 5,000 test images of 10 classes 
 
 def write_rows(path: Path, header, rows) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_csv_file(path, header, ([plot_text(field) for field in row] for row in rows))
+    with writing(path):  # a full disk: one line naming the file
+        write_csv_file(path, header, ([plot_text(field) for field in row] for row in rows))
 
 
 def write_predictions(name: str, paths, labels, predicted, probabilities, class_names) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from classifier.core.errors import StageError
-from classifier.core.paths import SPLIT_DIR, SPLIT_MANIFEST, SPLITS
+from classifier.core.outputs import reserve
+from classifier.core.paths import PREPARED_DIR, SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.intake.decoding import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from classifier.intake.escaping import csv_dict_rows, write_csv_file
 from classifier.intake.prepared.arrays import MEGABYTE, labels_path, split_folder
@@ -40,6 +41,13 @@ def split_manifest_rows(split: str) -> Iterator[dict]:
         for row in csv_dict_rows(manifest):
             if row["split"] == split:
                 yield {column: row[column] for column in MANIFEST_COLUMNS}
+
+
+def prepared_bytes(size: int) -> int:
+    """About what the prepared arrays of every split take at `size`: what a full disk must have room for."""
+    with open(SPLIT_MANIFEST, newline="") as manifest:
+        images = sum(1 for row in csv_dict_rows(manifest) if row["split"] in SPLITS)
+    return images * (size * size * 3 + 4)  # pixels and a label each (tables and headers are small)
 
 
 def _decode_into(task: tuple[str, int, int, list[str], int, int]) -> list[tuple[int, str]]:
@@ -69,6 +77,7 @@ def decode_shard(path: Path, rows: list[dict], size: int, pool, max_pixels: int)
     created = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
     data_offset = created.offset  # the .npy header's length: where row 0 starts
     del created
+    reserve(path)  # a full disk fails here, not in the workers' writes
     images = [str(SPLIT_DIR / row["path"]) for row in rows]
     tasks = [
         (str(path), data_offset, first, images[first : first + CHUNK], size, max_pixels)
@@ -88,10 +97,11 @@ def prepare_split(
     pool,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     shard_bytes: int = 1024 * MEGABYTE,
+    prepared: Path = PREPARED_DIR,
 ) -> tuple[int, list[dict], Counter]:
-    """Decode `rows` into the split's shards, a shard at a time, each with its table (unfinished until
-    finish_tables); return (images kept, bad rows with their error, images per label)."""
-    folder = split_folder(split)
+    """Decode `rows` into the split's shards under `prepared`, a shard at a time, each with its table; return
+    (images kept, bad rows with their error, images per label)."""
+    folder = split_folder(split, prepared)
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("images-*"):  # an earlier run's shards and their tables
         old.unlink()
@@ -101,18 +111,18 @@ def prepare_split(
         path = folder / shard_name(index)
         errors = decode_shard(path, run, size, pool, max_pixels)
         good = [row for row in range(len(run)) if row not in errors]
-        write_table(path, [run[row] for row in good], unfinished=True)
+        write_table(path, [run[row] for row in good])
         labels.append(np.array([label_of[run[row]["label"]] for row in good], dtype=np.int32))
         bad += [{**run[row], "error": error} for row, error in sorted(errors.items())]
         per_label.update(row["label"] for row in run)
         kept += len(good)
-    np.save(labels_path(split), np.concatenate(labels) if labels else np.zeros(0, np.int32))
+    np.save(labels_path(split, prepared), np.concatenate(labels) if labels else np.zeros(0, np.int32))
     return kept, bad, per_label
 
 
-def prepare_splits(size: int, class_names: list[str], max_pixels: int, shard_bytes: int):
-    """Every split's shards from the split manifest: (images kept, {split: {images, skipped[, skipped_by_class]}},
-    the rows that could not be decoded with their error, images per (split, label))."""
+def prepare_splits(size: int, class_names: list[str], max_pixels: int, shard_bytes: int, prepared: Path = PREPARED_DIR):
+    """Every split's shards under `prepared` from the split manifest: (images kept, {split: {images, skipped[,
+    skipped_by_class]}}, the rows that could not be decoded with their error, images per (split, label))."""
     report, bad, totals, kept = {}, [], Counter(), 0
     # Ctrl-C reaches the workers too (the terminal signals the whole process group): they leave it
     # to this process, which ends the stage with one line instead of a traceback per worker.
@@ -120,7 +130,9 @@ def prepare_splits(size: int, class_names: list[str], max_pixels: int, shard_byt
     with ProcessPoolExecutor(max_workers=os.cpu_count(), **ignore_interrupts) as pool:
         for split in SPLITS:
             rows = split_manifest_rows(split)
-            images, skipped, per_label = prepare_split(split, rows, size, class_names, pool, max_pixels, shard_bytes)
+            images, skipped, per_label = prepare_split(
+                split, rows, size, class_names, pool, max_pixels, shard_bytes, prepared
+            )
             kept += images
             totals.update({(split, label): count for label, count in per_label.items()})
             report[split] = {"images": images, "skipped": len(skipped)}
@@ -160,6 +172,7 @@ def keep_rows(path, rows: list[int]) -> None:
     target = np.lib.format.open_memmap(
         f"{path}.tmp", mode="w+", dtype=source.dtype, shape=(len(rows), *source.shape[1:])
     )
+    reserve(f"{path}.tmp")
     for start in range(0, len(rows), 256):
         target[start : start + 256] = source[rows[start : start + 256]]
     target.flush()

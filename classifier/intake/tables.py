@@ -11,26 +11,14 @@ from pathlib import Path
 from classifier.core.errors import StageError
 from classifier.core.paths import PREPARED_DIR
 from classifier.intake.escaping import csv_dict_rows, write_csv_file
-from classifier.intake.prepared.arrays import split_folder
+from classifier.intake.prepared.arrays import TABLE_COLUMNS, split_folder
 
-COLUMNS = ("label", "class", "path", "source")
-
-
-def write_table(shard: Path, rows: list[dict], unfinished: bool = False) -> None:
-    """The table of `shard` from its rows, in row order; `unfinished`: under a name readers skip, until
-    finish_tables (a stage that fails leaves no table)."""
-    path = shard.with_suffix(".csv.unfinished" if unfinished else ".csv")
-    write_csv_file(path, COLUMNS, ([row.get(column, "") for column in COLUMNS] for row in rows))
+COLUMNS = TABLE_COLUMNS
 
 
-def finish_tables(folder: Path = PREPARED_DIR) -> None:
-    for table in folder.glob("*/images-*.csv.unfinished"):
-        table.rename(table.with_suffix(""))
-
-
-def remove_unfinished_tables(folder: Path = PREPARED_DIR) -> None:
-    for table in folder.glob("*/images-*.csv.unfinished"):
-        table.unlink()
+def write_table(shard: Path, rows: list[dict]) -> None:
+    """The table of `shard` from its rows, in row order."""
+    write_csv_file(shard.with_suffix(".csv"), COLUMNS, ([row.get(column, "") for column in COLUMNS] for row in rows))
 
 
 def prepared_rows(split: str, folder: Path = PREPARED_DIR) -> list[dict]:

@@ -180,3 +180,14 @@ def fine_tune_layer(params: BaseParams, base: keras.Model) -> tuple[str, str]:
         name, why = convolutions[-1].name, "the base's last convolutional layer (base.fine_tune_from: null)"
     check_layer(base, name)
     return name, why
+
+
+def check_base_file(path: str, base: BaseParams) -> str:
+    """load_base's whole check of a .keras base file (`base_from_file`, then `fine_tune_layer`) on a file not
+    yet in bases/: `classifier own` runs it on BASE before it copies anything. A file that is not a Keras
+    zip, that safe mode refuses (a Lambda layer), with an unknown layer class, no convolutional feature map,
+    or a base.output_layer or base.fine_tune_from it does not have: one line each, nothing written. What it
+    gives: load_base's words on the base."""
+    model, origin = base_from_file(path, base.weights, base.output_layer)
+    fine_tune_layer(base, model)
+    return origin

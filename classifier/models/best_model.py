@@ -7,6 +7,7 @@ import json
 import shutil
 
 from classifier.core.errors import StageError
+from classifier.core.outputs import writing
 from classifier.core.paths import BEST, EVALUATION_METRICS, MODEL_STAGES, model_path, training_summary
 
 
@@ -39,7 +40,12 @@ def best_on_validation(summaries: dict[str, dict]) -> str:
 def keep_as_best(name: str) -> None:
     """models/best.keras becomes a copy of models/<name>.keras (DVC caches the content once)."""
     partial = model_path(BEST).with_suffix(".keras.partial")
-    shutil.copyfile(model_path(name), partial)
+    try:
+        with writing(model_path(BEST), model_path(name).stat().st_size):
+            shutil.copyfile(model_path(name), partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(model_path(BEST))
 
 

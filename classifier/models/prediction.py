@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
+from classifier.core.outputs import reserve
 from classifier.intake.prepared.shards import release
 from classifier.models.architecture import class_count, class_probabilities
 
@@ -36,23 +37,28 @@ def mirrored(batch: np.ndarray) -> np.ndarray:
 RELEASE_EVERY = 1024  # images between two releases of the memory maps' pages
 
 
-def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path, views: Sequence[View] = (None,)) -> None:
+def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path, views: Sequence[View] = (None,)) -> int:
     """Stream the model's outputs (features) batch by batch into a memory-mapped .npy file; resident memory
-    stays bounded by RELEASE_EVERY images, whatever the size of the split.
+    stays bounded by RELEASE_EVERY images, whatever the size of the split. Returns how many rows hold a value
+    that is not a finite number (NaN, infinity): 0 for a base that fits its images.
 
     With several `views` (None: the images as they are), the file holds len(views) x N rows, view-major:
     rows v*N .. (v+1)*N - 1 are view v of images 0 .. N-1, so the first N rows are the plain features."""
     count = len(images)
     shape = (len(views) * count, *extractor.output_shape[1:])
     features = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=shape)
+    reserve(out_path)  # a full disk fails here, not as SIGBUS in the middle of the writes
+    not_finite = 0
     for index, view in enumerate(views):
         for start, output in predict_batches(extractor, images, batch_size, view):
             row = index * count + start
             features[row : row + len(output)] = output
+            not_finite += int((~np.isfinite(output.reshape(len(output), -1))).any(axis=1).sum())
             if (row + len(output)) // RELEASE_EVERY > row // RELEASE_EVERY:
                 release(features)
                 release(images)
     features.flush()
+    return not_finite
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int, tta: bool = False) -> np.ndarray:

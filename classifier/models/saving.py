@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -12,8 +13,10 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from classifier.core.errors import StageError
+from classifier.core.outputs import writing
 
 # The entry of the .keras archive (a zip) that holds its metadata; the class names go there too,
 # so a model names its classes wherever it is copied (plain JSON: readable without this project).
@@ -48,11 +51,13 @@ def save_model(model: keras.Model, path: Path, class_names: list[str] | None = N
     Keras writes the save time into the archive (metadata.json and the zip entries'
     dates) and memory addresses into config.json; without them, identical runs give
     identical hashes in dvc.lock. The file appears under its name only once complete,
-    so an interrupted stage leaves no model that looks finished.
+    so an interrupted stage leaves no model that looks finished, and a full disk or a file-size
+    limit ends in one line (classifier.core.outputs.writing).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+    kept = str(path) if path.exists() else None  # a full disk: one line, and an earlier model stays whole
+    with writing(path, weights_bytes(model), kept), tempfile.TemporaryDirectory(dir=path.parent) as folder:
         saved = Path(folder) / path.name
         model.save(saved)
         normalized = Path(folder) / "normalized.keras"
@@ -71,6 +76,11 @@ def save_model(model: keras.Model, path: Path, class_names: list[str] | None = N
                 fixed.compress_type, fixed.external_attr = entry.compress_type, entry.external_attr
                 target.writestr(fixed, data)
         os.replace(normalized, path)
+
+
+def weights_bytes(model: keras.Model) -> int:
+    """About the size of a model's .keras file: its weights' bytes."""
+    return sum(math.prod(weight.shape) * np.dtype(weight.dtype).itemsize for weight in model.weights)
 
 
 # What to give instead of a refused file, unless the caller says otherwise.
@@ -98,11 +108,15 @@ def load_model(path: Path, label: str | None = None, wanted: str = A_MODEL) -> k
     if problem is None:
         try:
             with replayed_warnings():
-                return keras.models.load_model(path, compile=False, safe_mode=True)
+                model = keras.models.load_model(path, compile=False, safe_mode=True)
         except MemoryError:
             raise
         except Exception as err:  # Keras raises ValueError, TypeError, KeyError, OSError, ... alike
             problem = loading_problem(path, err)
+        else:
+            problem = weights_not_finite(model)
+            if problem is None:
+                return model
     raise StageError(f"{label} {problem}: refused; give {wanted}")
 
 
@@ -117,12 +131,26 @@ def load_weights(model: keras.Model, path: Path, label: str, wanted: str) -> Non
         try:
             with replayed_warnings():
                 model.load_weights(path)
-            return
         except MemoryError:
             raise
         except Exception as err:
             problem = weights_problem(model, err)
+        else:
+            problem = weights_not_finite(model)
+            if problem is None:
+                return
     raise StageError(f"{label} {problem}: refused; give {wanted}")
+
+
+def weights_not_finite(model: keras.Model) -> str | None:
+    """`holds weights that are not finite numbers (...)` when some are NaN or infinite, else None: a model of
+    them gives nothing but NaN (or, behind a ReLU, the same features for every image: NaN becomes 0)."""
+    weights = model.get_weights()
+    bad = sum(int(weight.size - np.count_nonzero(np.isfinite(weight))) for weight in weights)
+    if not bad:
+        return None
+    total = sum(int(weight.size) for weight in weights)
+    return f"holds weights that are not finite numbers (NaN or infinity: {bad:,} of its {total:,})"
 
 
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")

@@ -83,8 +83,9 @@ def write_litert(saved_model: Path, path: Path) -> None:
     """float32 LiteRT flatbuffer with builtin ops only: it runs on the plain LiteRT runtime (no Flex ops)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
     try:
-        path.write_bytes(converter.convert())
+        converted = converter.convert()
     except Exception as err:  # the converter's errors name the ops it cannot express
         raise StageError(
             f"LiteRT cannot convert this model ({first_sentence(err)}): remove litert from export.formats"
         ) from None
+    path.write_bytes(converted)  # a full disk is not the converter's: stage export names it

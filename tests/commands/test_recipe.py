@@ -103,3 +103,31 @@ def test_set_arguments_are_book_then_the_recipe_and_give_what_applying_gives(par
 @pytest.mark.parametrize("value", [2e-5, 1e-4, 1.5e-7, 0.8, None, True, [0, 1000], "vgg16"])
 def test_values_are_written_as_pyyaml_reads_them_back(value):
     assert yaml.safe_load(recipe.flow_yaml(value)) == value
+
+
+def test_a_mapping_that_is_a_value_is_one_leaf_and_is_written_whole(params_file):
+    overrides = recipe.leaves({"data": {"class_groups": {"pets": ["cat", "dog"]}, "image_size": 32}})
+    assert overrides == {"data.class_groups": {"pets": ["cat", "dog"]}, "data.image_size": 32}
+    assert recipe.leaves({"unknown": {"nested": 1}}) == {"unknown.nested": 1}  # not in the schema: opened
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("it's", r"'it\'s'"),
+        ("end\\", "'end\\\\'"),
+        ("${x}", r"'\${x}'"),
+        ("null", "'null'"),
+        (None, "null"),
+        (1e-5, "1.0e-5"),
+        ([1, "a,b"], "[1,'a,b']"),
+        ({"pets": ["фото"]}, "{pets:['фото']}"),
+    ],
+)
+def test_override_values_are_quoted_for_dvc_s_grammar(value, written):
+    assert recipe.override_value(value, "test") == written
+
+
+def test_a_mapping_key_the_grammar_cannot_hold_is_refused():
+    with pytest.raises(ParamsError, match=r"^recipes/x.yaml: data.class_groups: the key 'a b' cannot be given"):
+        recipe.override_value({"a b": ["c"]}, "recipes/x.yaml: data.class_groups")

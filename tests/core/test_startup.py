@@ -8,6 +8,7 @@ tests/hostile/test_one_line_at_every_edge.py and tests/hostile/test_params_and_r
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -194,3 +195,48 @@ def test_a_process_started_by_a_quieted_one_is_not_filtered_twice():
     assert result.returncode == 0, result.stderr
     assert result.stdout == "0\n"  # a level already set is kept
     assert result.stderr.splitlines() == CHATTER
+
+
+# --- signals to the process group, and terminals that cannot show every character --------------------------------
+
+FILTER_KILLED = """
+import os, signal, sys
+from classifier.core import startup
+
+startup.quiet_tensorflow_startup()
+os.kill(startup._filtered["process"].pid, signal.SIGKILL)
+startup._filtered["process"].wait()
+startup.say("demo: interrupted")
+"""
+
+
+def test_the_interrupted_line_reaches_stderr_itself_when_the_filter_is_killed():
+    result = python(["-c", FILTER_KILLED])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "demo: interrupted\n"
+
+
+def test_after_ctrl_c_a_second_signal_is_ignored_while_the_run_ends(capsys):
+    def main():
+        raise KeyboardInterrupt
+
+    assert startup.run(main, "demo", "demo: interrupted") == 130
+    assert signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGTERM) is startup.stopping_already
+    assert capsys.readouterr().err == "demo: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "errors", "written"),
+    [("ascii", "strict", b"\\u0444\\u2026 \\udcff"), ("latin-1", "strict", b"\\u0444\\u2026 \\udcff"),
+     ("utf-8", "strict", "ф… ".encode() + b"\\udcff"), ("utf-8", "surrogateescape", "ф… ".encode() + b"\xff")],
+)  # fmt: skip
+def test_what_a_stream_cannot_encode_is_escaped(monkeypatch, encoding, errors, written):
+    """A non-ASCII name, compare's `…`, a file name's byte that is not UTF-8 (a surrogate, as Python decodes it):
+    escaped where the stream would raise; a UTF-8 stream in Python's UTF-8 mode (LANG=C) writes the byte back."""
+    buffers = {name: io.BytesIO() for name in ("stdout", "stderr")}
+    for name, buffer in buffers.items():
+        monkeypatch.setattr(sys, name, io.TextIOWrapper(buffer, encoding=encoding, errors=errors, write_through=True))
+    startup.escape_what_cannot_be_shown()
+    for name in buffers:
+        getattr(sys, name).write("ф… \udcff")
+    assert buffers["stdout"].getvalue() == buffers["stderr"].getvalue() == written

@@ -15,6 +15,7 @@ import yaml
 
 from classifier.core.paths import MODEL_STAGES
 from classifier.models.downloads import WEIGHTS_HOST, reachable
+from tests.support.commands import users_environment
 from tests.support.paths import FLOWERS, ROOT, copy_of, needs
 from tools.scratch_repo import make_repo
 
@@ -54,8 +55,10 @@ def own_run(tiny_repo, tmp_path_factory):
 
 def test_make_own_passes_data_base_and_recipe_to_the_command():
     make = ["make", "-n", "own", "DATA=my photos", "BASE=b.keras", "RECIPE=tiny"]
-    planned = subprocess.run(make, cwd=ROOT, capture_output=True, text=True).stdout
-    assert 'classifier own "my photos" --base "b.keras" --recipe "tiny"' in planned.splitlines()
+    planned = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, env=users_environment()).stdout
+    assert (
+        "'.venv/bin'/python -m classifier own --base='b.keras' --recipe='tiny' -- 'my photos'" in planned.splitlines()
+    )
 
 
 def test_it_trains_the_chosen_models_in_the_workspace_as_an_experiment(own_run):

@@ -205,7 +205,10 @@ def test_nested_folders_joined_over_the_limit_are_refused(split_work, tmp_path):
     assert "shorten the names in data.raw_dir it is made of" in message
 
 
-@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EACCES, "Permission denied"), KeyboardInterrupt()],
+)
 def test_a_write_that_fails_half_way_leaves_the_old_split(split_work, tmp_path, monkeypatch, failure):
     split_folders(tmp_path / "raw", first=50000)
     write_params(split_work, split_params(tmp_path / "raw", FRACTIONS))
@@ -222,9 +225,14 @@ def test_a_write_that_fails_half_way_leaves_the_old_split(split_work, tmp_path, 
     monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
     with pytest.raises(SystemExit) as info:
         run_stage(split.main, split.__file__)
-    if isinstance(failure, OSError):
-        assert str(info.value.code).startswith("split: error: data/split is unchanged: writing the new one failed")
-        assert "No space left on device" in str(info.value.code)
+    if isinstance(failure, OSError) and failure.errno == errno.EACCES:
+        assert str(info.value.code) == (
+            "split: error: data/split is unchanged: writing the new one failed ([Errno 13] Permission denied); "
+            "fix that and run split again"
+        )
+    elif isinstance(failure, OSError):
+        assert str(info.value.code).startswith("split: error: no space left on the device writing data/split: ")
+        assert str(info.value.code).endswith("free; free some space and run it again (data/split is unchanged)")
     else:
         assert info.value.code == 130
     assert snapshot(split_work) == before  # the old data/split, and nothing beside it in data/

@@ -15,7 +15,7 @@ from classifier.core.backend import set_seed
 from classifier.core.catalog import KERAS_BASES
 from classifier.core.errors import StageError
 from classifier.models import architecture, bases, graph, saving
-from tests.support.models import transfer_model
+from tests.support.models import conv_base, transfer_model
 from tests.support.paths import LITE0_BASE, copy_of
 
 
@@ -230,3 +230,12 @@ def test_random_weights_give_the_same_architecture_untrained(params, tmp_path):
     assert any("first_conv" in path for path in changed) and any("last_conv" in path for path in changed)
     caffe = untrained.get_layer("preprocessing")  # its constants are not weights to redraw
     np.testing.assert_array_equal(caffe.get_weights()[1], -np.array(architecture.IMAGENET_MEAN_BGR, np.float32))
+
+
+def test_check_base_file_is_load_base_s_check_of_a_file_not_yet_in_bases(params, tmp_path):
+    path = tmp_path / "elsewhere.keras"  # outside bases/: `classifier own` checks it before copying it there
+    saving.save_model(conv_base(), path)
+    named = params.base.model_copy(update={"name": "bases/elsewhere.keras", "weights": None, "fine_tune_from": None})
+    assert bases.check_base_file(str(path), named).startswith(f"{path}: feature map (None, None, 4) from its output")
+    with pytest.raises(StageError, match=r"^base.fine_tune_from 'block5_conv1' is not a layer of the base"):
+        bases.check_base_file(str(path), named.model_copy(update={"fine_tune_from": "block5_conv1"}))

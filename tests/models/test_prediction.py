@@ -28,13 +28,22 @@ def test_predict_to_file_writes_view_major_rows_through_a_memory_map_released_as
     monkeypatch.setattr(prediction, "release", lambda array: released.append(type(array)))
     monkeypatch.setattr(prediction, "RELEASE_EVERY", 4)
     views = (None, lambda batch: batch + 1, lambda batch: batch * 2)
-    prediction.predict_to_file(model, images, 3, tmp_path / "out.npy", views)
+    assert prediction.predict_to_file(model, images, 3, tmp_path / "out.npy", views) == 0  # rows not finite
 
     assert opened == [("out.npy", "w+", (21,))]
     sums = images.reshape(7, -1).sum(axis=1).astype(np.float32)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), np.concatenate([sums, sums + 12, sums * 2]))
     # every 4 rows written, across the views' boundaries: 21 rows cross 4, 8, 12, 16 and 20
     assert released.count(np.memmap) == 5
+
+
+def test_predict_to_file_counts_the_rows_that_are_not_finite_numbers(tmp_path):
+    pixels = keras.Input((2, 2, 3))
+    model = keras.Model(pixels, keras.ops.log(pixels[:, 0, :, 0] - 1))  # 2 outputs: NaN below 1, -inf at 1
+    images = np.full((5, 2, 2, 3), 9, np.uint8)
+    images[1, 0, 1, 0], images[3, 0, 0, 0] = 0, 1  # one NaN in row 1, one -inf in row 3
+    assert prediction.predict_to_file(model, images, 2, tmp_path / "out.npy") == 2
+    assert tmp_path.joinpath("out.npy").stat().st_blocks * 512 >= 5 * 2 * 4  # allocated before it was written
 
 
 # --- test-time augmentation ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -82,6 +83,20 @@ def test_load_model_says_in_one_line_what_a_refused_file_is(tmp_path):
         assert str(info.value) == f"{path} {problem}: refused; give {saving.A_MODEL}"
 
 
+def test_a_model_or_weights_file_whose_weights_are_not_finite_numbers_is_refused(tmp_path):
+    model = tiny_model(1e-3)
+    kernel, bias = model.layers[-1].get_weights()
+    kernel[1, 0] = np.nan
+    model.layers[-1].set_weights([kernel, bias])
+    saving.save_model(model, tmp_path / "nan.keras")
+    model.save_weights(tmp_path / "nan.weights.h5")
+    refusal = "holds weights that are not finite numbers (NaN or infinity: 1 of its 5): refused; give"
+    with pytest.raises(StageError, match=rf"^{tmp_path}/nan.keras {re.escape(refusal)} a model"):
+        saving.load_model(tmp_path / "nan.keras")
+    with pytest.raises(StageError, match=rf"^the weights {re.escape(refusal)} weights$"):
+        saving.load_weights(tiny_model(1e-3), tmp_path / "nan.weights.h5", "the weights", "weights")
+
+
 def test_first_sentence_never_passes_on_the_advice_to_turn_safe_mode_off():
     err = ValueError("Something is unsafe here. Pass `safe_mode=False` to load it.\nMore detail.")
     assert saving.first_sentence(err) == "ValueError: More detail."
@@ -128,7 +143,7 @@ def failing_save(how: str):
     return save
 
 
-@pytest.mark.parametrize("how, error", [("raises", OSError), ("writes a broken file", zipfile.BadZipFile)])
+@pytest.mark.parametrize("how, error", [("raises", StageError), ("writes a broken file", zipfile.BadZipFile)])
 def test_a_failed_save_leaves_no_model_file_and_no_temporary_files(how, error, tmp_path, monkeypatch):
     model = tiny_model(1e-3)
     monkeypatch.setattr(model, "save", failing_save(how))
@@ -139,7 +154,7 @@ def test_a_failed_save_leaves_no_model_file_and_no_temporary_files(how, error, t
     assert list(destination.parent.iterdir()) == []
 
 
-@pytest.mark.parametrize("how, error", [("raises", OSError), ("writes a broken file", zipfile.BadZipFile)])
+@pytest.mark.parametrize("how, error", [("raises", StageError), ("writes a broken file", zipfile.BadZipFile)])
 def test_a_failed_save_keeps_the_previous_model_file(how, error, tmp_path, monkeypatch):
     model = tiny_model(1e-3)
     destination = tmp_path / "scratch.keras"

@@ -146,3 +146,25 @@ def test_prepare_lists_a_float_image_with_its_message(work, raw):
     with pytest.raises(StageError) as info:
         prepare.main()
     assert "data/split/train/cat/cat.3.jpg: 32-bit float image (mode F): convert it to 8-bit RGB" in str(info.value)
+
+
+def test_a_new_run_replaces_the_earlier_arrays_whole(work, raw):
+    setup_project(work, raw)
+    earlier = {"data/prepared/train/images-00007.npy": b"an earlier run's shard", "data/prepared/extra.txt": b"x"}
+    for name, data in earlier.items():
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_bytes(data)
+    prepare.main()
+    assert sorted(path.name for path in (work / "data/prepared").iterdir()) == [
+        "skipped.csv",
+        "test",
+        "train",
+        "validation",
+    ]
+    assert sorted(path.name for path in (work / "data/prepared/train").iterdir()) == [
+        "images-00000.csv",
+        "images-00000.npy",
+        "labels.npy",
+    ]
+    assert sorted(path.name for path in (work / "data").iterdir()) == ["classes.json", "prepared", "split"]
+    assert sorted(path.name for path in (work / "metrics").iterdir()) == ["prepare.json", "split.json"]

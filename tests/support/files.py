@@ -1,11 +1,17 @@
-"""Files a test makes: small images of known pixels, zips, arrays, folders of them; and what a test
-reads back: CSV rows, a picture's size, and a snapshot of a folder to compare before and after."""
+"""Files a test makes: small images of known pixels, zips, arrays, folders of them; what a test
+reads back: CSV rows, a picture's size, and a snapshot of a folder to compare before and after; and a
+disk that is full, or a file-size limit, while a stage writes."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import os
+import resource
+import shutil
+import signal
 import zipfile
 from pathlib import Path
 
@@ -134,3 +140,29 @@ def noise_png(path: Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (20, 20, 3)).astype(np.uint8)).save(path)
     return path
+
+
+@contextlib.contextmanager
+def file_size_limit(size: int):
+    """Inside this, no file this process (or a process it forks) writes may grow past `size` bytes, as under a
+    shell's `ulimit -f`: Python ignores SIGXFSZ, so such a write fails with EFBIG, for real."""
+    assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def full_disk(monkeypatch, free: int = 3 * 2**20, error: BaseException | None = None) -> None:
+    """From now on the disk is full: allocating a file's blocks (os.posix_fallocate, as a stage does before
+    writing through a memory map) fails with ENOSPC (or raises `error`: KeyboardInterrupt, Ctrl-C as it
+    writes), and the file system says `free` bytes are free."""
+
+    def allocate(descriptor, offset, length):
+        raise error if error is not None else OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    usage = shutil.disk_usage(".")
+    monkeypatch.setattr(os, "posix_fallocate", allocate)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=free))

@@ -78,3 +78,52 @@ def copy_cifar(raw: Path, first: int = 0, count: int = CIFAR_PER_CLASS) -> None:
         (raw / name).mkdir(exist_ok=True)
         for index in range(first, first + count):
             copy_of(CIFAR10 / "train" / name / f"{index:04d}.jpg", raw / name)
+
+
+# --- `classifier own` (`make own`) in a scratch copy -----------------------------------------------------------
+
+OWN_RECIPE = "tiny"  # recipes/tiny.yaml of own_repo: nothing downloaded, a third of each class to each split
+OWN_RECIPE_TEXT = (
+    "base:\n  weights: null\n  fine_tune_from: null\ndata:\n  split: {train: 0.34, validation: 0.33, test: 0.33}\n"
+)
+OWN_PER_CLASS = 12  # with these PNGs' bytes, every split gets an image of each class
+
+
+def own_repo(path: Path) -> Repo:
+    """A scratch copy of the project (git, DVC, no images) with recipes/tiny.yaml committed, where `make own`
+    and `classifier own` can run without the network."""
+    path.mkdir(parents=True, exist_ok=True)
+    repo = make_repo(path, {}, lambda raw: None)
+    (path / "recipes" / f"{OWN_RECIPE}.yaml").write_text(OWN_RECIPE_TEXT)
+    repo.commit("a tiny recipe for classifier own")
+    return repo
+
+
+def own_photos(folder: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = OWN_PER_CLASS) -> Path:
+    """`folder` with a folder per class of tiny PNGs, each its own colour: photos stage split takes."""
+    from tests.support.files import png, write_files
+
+    files = {
+        f"{name}/{index}.png": png(1000 * number + index)
+        for number, name in enumerate(classes)
+        for index in range(per_class)
+    }
+    return write_files(folder, files)
+
+
+def workspace_state(path: Path) -> tuple[dict, str]:
+    """What a refused command must leave as it was in the repository `path`: every file but git's own (the
+    workspace, DVC's cache and .dvc/tmp included: tests.support.files.snapshot) and `git status`."""
+    import subprocess
+
+    from tests.support.files import snapshot
+
+    files = {name: value for name, value in snapshot(path).items() if name.split("/")[0] != ".git"}
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return files, status

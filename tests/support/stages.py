@@ -49,3 +49,21 @@ def split_refused(work: Path, raw_dir, shares: dict) -> str:
 
     write_params(work, split_params(raw_dir, shares))
     return refused(split.main, "stages/split.py", work.parent)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process `pid` has ended: no such process, or a zombie nobody waited for (its parent gone
+    first, and where init does not reap, as in some containers)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: ask the process itself
+        import os
+
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False

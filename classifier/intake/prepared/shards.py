@@ -110,8 +110,9 @@ class Shards:
     """A folder of image shards read as one array: len(), shape, dtype, and indexing by a row, a slice or
     an array of rows, each giving a NumPy array. Memory-mapped: only the rows read take memory."""
 
-    def __init__(self, folder: Path):
-        self.files = sorted(Path(folder).glob(SHARD_GLOB))
+    def __init__(self, folder: Path, files: list[Path] | None = None):
+        """The shards in `folder`, or `files` in row order (as classifier.intake.prepared.checks found them)."""
+        self.files = sorted(Path(folder).glob(SHARD_GLOB)) if files is None else list(files)
         if not self.files:
             raise FileNotFoundError(f"{folder} holds no image shards: run `dvc repro prepare` first")
         self.parts = [np.load(path, mmap_mode="r") for path in self.files]

@@ -44,6 +44,7 @@ class Collection:
     takes: str  # what the layout reads, to say why the others are ignored
     near_misses: list[str] = field(default_factory=list)  # Kaggle's layout: `name (why it does not count)`
     hidden: list[str] = field(default_factory=list)  # hidden files and folders (`.cache/`), never read
+    notes: list[str] = field(default_factory=list)  # how the layout was chosen where another could read it
 
 
 def examples(names: list[str]) -> str:

@@ -18,9 +18,14 @@ loose files and zip members (classifier.intake.raw.tree). A single top folder wi
 image or array beside it or directly in it (flower_photos.zip's `flower_photos/`), and
 not named as a split, is looked into first.
 Then, in this order: `.npy` files mean arrays; Kaggle-named images that are not already
-sorted into folders named after their class (`cat/`, `cats/`) mean Kaggle; top folders
-holding images that are all split names, train among them, mean already split; any other
-folders holding images are a folder per class.
+sorted into folders named after their class (`cat/`, `cats/`) mean Kaggle, unless every one
+of them is in a class folder and not every class folder is named after Kaggle's classes
+(`good/cat.0.jpg`, `other/dog.0.jpg`: photos from Kaggle sorted into classes of the user's
+own): then the folders say the class, and split says so in a line. Kaggle's names that would
+leave out a folder of other images while one of them is in no class folder are refused,
+naming both readings (never a class folder dropped). Top folders holding
+images that are all split names, train among them, mean already split; any other folders
+holding images are a folder per class.
 
 Near misses of Kaggle's naming (`cat.3.JPG`, `cat.3.jpeg`, `Cat.1.jpg`, a folder named
 `cat.4.jpg`) do not count as Kaggle's: beside Kaggle-named images they are ignored, and
@@ -56,7 +61,14 @@ from classifier.intake.raw.collection import (
     split_name,
 )
 from classifier.intake.raw.files import IMAGE_EXTENSIONS, RawFile
-from classifier.intake.raw.kaggle import KAGGLE_DOWNLOAD, is_kaggle, kaggle_images, kaggle_named, near_miss, near_misses
+from classifier.intake.raw.kaggle import (
+    KAGGLE_DOWNLOAD,
+    is_kaggle,
+    kaggle_images,
+    kaggle_reading,
+    near_miss,
+    near_misses,
+)
 from classifier.intake.raw.tree import RawTree
 
 LAYOUTS_ACCEPTED = (
@@ -98,13 +110,14 @@ def recognise(tree: RawTree, label_column: str) -> Collection:
 
 
 def recognise_layout(tree: RawTree, label_column: str) -> Collection:
-    files, folders, outside = looked_into(tree)
+    root, files, folders, outside = looked_into(tree)
     images = [file for file in files if is_image(file)]
     has_arrays = any(is_array(file) for file in files)
+    notes: list[str] = []  # how the layout was chosen, where another could read the folder
 
     def collection(layout, found, given, takes, taken, near=()) -> Collection:
         ignored = outside + [file.source for file in files if not taken(file)]
-        return Collection(layout, found, frozenset(given), ignored, takes, list(near), list(tree.hidden))
+        return Collection(layout, found, frozenset(given), ignored, takes, list(near), list(tree.hidden), notes)
 
     if has_arrays and images:
         raise layout_error(tree, "it is ambiguous: it mixes .npy arrays and image files")
@@ -112,7 +125,8 @@ def recognise_layout(tree: RawTree, label_column: str) -> Collection:
         found = array_images(tree, [file for file in files if is_array_part(file)], label_column)
         given = {image.split for image in found} - {None}
         return collection(ARRAYS, found, given, ".npy arrays or their .csv labels", is_array_part)
-    if kaggle_named(images):
+    by_names, notes = kaggle_reading(tree, root, images)
+    if by_names:
         found = kaggle_images(tree, images)
         return collection(KAGGLE, found, (), "named cat.N.jpg / dog.N.jpg", is_kaggle, near_misses(tree))
     if not images:
@@ -129,13 +143,13 @@ def recognise_layout(tree: RawTree, label_column: str) -> Collection:
     return collection(CLASS_FOLDERS, found, (), takes, is_image)
 
 
-def looked_into(tree: RawTree) -> tuple[list[RawFile], set[PurePosixPath], list[str]]:
-    """The files and folders under the wrapped root, with paths relative to it, and the sources outside it."""
+def looked_into(tree: RawTree) -> tuple[PurePosixPath, list[RawFile], set[PurePosixPath], list[str]]:
+    """The wrapped root, the files and folders under it, with paths relative to it, and the sources outside it."""
     root = wrapped_root(tree.files, tree.folders)
     files = [replace(file, path=file.path.relative_to(root)) for file in tree.files if root in file.path.parents]
     folders = {folder.relative_to(root) for folder in tree.folders if root in folder.parents}
     outside = [file.source for file in tree.files if root not in file.path.parents]
-    return files, folders, outside
+    return root, files, folders, outside
 
 
 def wrapped_root(files: list[RawFile], folders: set[PurePosixPath]) -> PurePosixPath:

@@ -243,9 +243,12 @@ def unique_path(folder: str, name: str, digest: str, taken: set[str]) -> str:
 
 
 def report_ignored(collection: Collection, raw_dir: str) -> None:
-    """One line: how many files hold none of the images, and why; near misses of Kaggle's naming with the reason;
+    """A line for each note on how the layout was read (folders that won over names in Kaggle's form);
+    one line: how many files hold none of the images, and why; near misses of Kaggle's naming with the reason;
     one line for the hidden files and folders (`.cache/`), which are never read, so that no class goes unnoticed."""
     ignored, near = collection.ignored, collection.near_misses
+    for note in collection.notes:
+        print(f"split: {note}")
     near_text = f" ({len(near)}), rename them to use them{examples(near)}"
     if ignored:
         near_misses = f"; near misses of that naming{near_text}" if near else ""

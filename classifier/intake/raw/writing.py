@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from classifier.core.errors import RawDataError
+from classifier.core.outputs import replacing
 from classifier.core.paths import CLASSES_FILE, SPLIT_DIR, SPLIT_MANIFEST, SPLITS
 from classifier.intake.escaping import MAX_NAME_BYTES, write_csv_file
 from classifier.intake.raw.collection import RawImage
@@ -26,8 +26,6 @@ from classifier.intake.raw.split import Labels, unique_path
 
 MANIFEST_COLUMNS = ("split", "label", "class", "path", "source", "sha256")
 SHOWN_NAME = 60  # characters of a too long name shown in the message
-# Hidden folders beside data/split while it is replaced (by name, not listed: the stage reads nothing else in data/).
-NEW, OLD = SPLIT_DIR.with_name(f".{SPLIT_DIR.name}.new"), SPLIT_DIR.with_name(f".{SPLIT_DIR.name}.old")
 
 
 @dataclass(frozen=True)
@@ -99,30 +97,21 @@ def _shown(name: str) -> str:
 
 
 def write_split(planned: list[Planned]) -> None:
-    """Copy the images and write the manifest into a new folder, then swap it for data/split."""
+    """Copy the images and write the manifest into a new folder, then swap it for data/split (a full disk:
+    one line naming the space free, classifier.core.outputs; Ctrl-C or any error: the old data/split stays)."""
     try:
-        for left in (NEW, OLD):  # by a run that was killed while writing
-            _remove(left)
-        NEW.mkdir(parents=True)
-        rows = [_write(item) for item in planned]
-        write_csv_file(NEW / SPLIT_MANIFEST.relative_to(SPLIT_DIR), MANIFEST_COLUMNS, rows)
+        with replacing(SPLIT_DIR) as new:
+            rows = [_write(item, new) for item in planned]
+            write_csv_file(new / SPLIT_MANIFEST.relative_to(SPLIT_DIR), MANIFEST_COLUMNS, rows)
     except OSError as err:
-        _remove(NEW)
         raise RawDataError(
             f"{SPLIT_DIR} is unchanged: writing the new one failed ({err}); fix that and run split again"
         ) from None
-    except BaseException:  # Ctrl-C, SIGTERM: the old data/split stays
-        _remove(NEW)
-        raise
-    if SPLIT_DIR.exists() or SPLIT_DIR.is_symlink():
-        SPLIT_DIR.rename(OLD)
-    NEW.rename(SPLIT_DIR)
-    _remove(OLD)
 
 
-def _write(item: Planned) -> tuple:
+def _write(item: Planned, folder: Path) -> tuple:
     data = item.image.read()
-    target = NEW / item.path
+    target = folder / item.path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return (
@@ -133,13 +122,6 @@ def _write(item: Planned) -> tuple:
         item.image.source,
         hashlib.sha256(data).hexdigest(),
     )
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def write_classes(names: list[str]) -> None:

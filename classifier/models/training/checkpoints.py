@@ -20,6 +20,7 @@ import numpy as np
 
 from classifier.core.backend import global_random_state
 from classifier.core.errors import StageError
+from classifier.core.outputs import writing
 from classifier.core.params import PARAMS_FILE
 from classifier.core.paths import CHECKPOINTS_DIR
 
@@ -68,19 +69,21 @@ class Checkpoint:
         return state
 
     def save(self, model: keras.Model, state: dict, best_weights: list[np.ndarray]) -> None:
-        """Write the state after an epoch; state.json, written last, is what makes it count."""
+        """Write the state after an epoch; state.json, written last, is what makes it count. A full disk
+        stops the stage in one line; the last whole checkpoint stays."""
         self.saves_to.mkdir(parents=True, exist_ok=True)
         epoch = state["epoch"]
         files = {"weights": f"epoch-{epoch}.weights.h5", "arrays": f"epoch-{epoch}.npz"}
-        model.save_weights(self.saves_to / files["weights"])
-        np.savez(
-            self.saves_to / files["arrays"],
-            **pack("seed", [variable.numpy() for variable in seed_states(model)]),
-            **pack("global_random", global_random_state()),
-            **pack("best", best_weights or []),
-        )
-        temporary = self.saves_to / "state.json.partial"
-        temporary.write_text(json.dumps({**state, **files, "fingerprint": self.fingerprint}))
+        with writing(self.saves_to):
+            model.save_weights(self.saves_to / files["weights"])
+            np.savez(
+                self.saves_to / files["arrays"],
+                **pack("seed", [variable.numpy() for variable in seed_states(model)]),
+                **pack("global_random", global_random_state()),
+                **pack("best", best_weights or []),
+            )
+            temporary = self.saves_to / "state.json.partial"
+            temporary.write_text(json.dumps({**state, **files, "fingerprint": self.fingerprint}))
         os.replace(temporary, self.saves_to / "state.json")
         for old in self.saves_to.glob("epoch-*"):
             if old.name not in files.values():

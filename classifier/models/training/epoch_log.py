@@ -1,6 +1,6 @@
 """The epochs of a training stage: dvclive's logger, and the callback that logs each epoch, keeps the
-best one by validation loss, stops early, saves a checkpoint after each epoch and stops the stage
-when the process that started it is gone."""
+best one by validation loss, stops early, saves a checkpoint after each epoch, stops the stage when
+the process that started it is gone, and stops training at the first loss that is not a number."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from scmrepo.exceptions import SCMError
 
 from classifier.core.backend import set_global_random_state
 from classifier.core.errors import StageError
+from classifier.core.outputs import writing
 from classifier.models.training.checkpoints import Checkpoint
 
 
@@ -29,6 +30,14 @@ class StageLive(Live):
             super()._init_dvc()
         except SCMError:
             self._dvc_repo, self._dvc_file = None, "dvc.yaml"
+
+
+class NotFinite(Exception):
+    """A loss that is not a finite number (NaN, infinity) after an epoch: training diverged."""
+
+    def __init__(self, epoch: int, name: str, value: float):
+        super().__init__(f"{name} {value} in epoch {epoch}")
+        self.epoch, self.name, self.value = epoch, name, value
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -63,10 +72,11 @@ class EpochLog(keras.callbacks.Callback):
 
     def record(self, logs: dict) -> None:
         if self.live is not None:
-            for name in ("loss", "accuracy"):
-                self.live.log_metric(f"train/{name}", logs[name])
-                self.live.log_metric(f"val/{name}", logs[f"val_{name}"])
-            self.live.next_step()
+            with writing(self.live.dir):
+                for name in ("loss", "accuracy"):
+                    self.live.log_metric(f"train/{name}", logs[name])
+                    self.live.log_metric(f"val/{name}", logs[f"val_{name}"])
+                self.live.next_step()
         self.history.append(logs)
 
     @property
@@ -78,6 +88,9 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {name: float(value) for name, value in (logs or {}).items()}
         self.record(logs)
+        for name in ("loss", "val_loss"):  # a loss that is not a number never comes back: stop at once
+            if not math.isfinite(logs[name]):
+                raise NotFinite(epoch + 1, name, logs[name])
         if logs["val_loss"] < self.best_loss:
             self.best_loss, self.best_epoch = logs["val_loss"], epoch + 1
             self.best_weights = self.model.get_weights()

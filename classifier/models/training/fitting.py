@@ -6,18 +6,21 @@ classifier.models.training.epoch_log, checkpoints from classifier.models.trainin
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import keras
 import numpy as np
 
 from classifier.core.errors import StageError
-from classifier.core.paths import stage_metrics_dir
+from classifier.core.outputs import writing
+from classifier.core.paths import stage_metrics_dir, training_summary
+from classifier.intake.prepared.checks import non_finite_rows
 from classifier.models.training.batches import ArrayBatches, left_out_text
 from classifier.models.training.checkpoints import Checkpoint, fingerprint, only_run
 from classifier.models.training.cluster import Cluster, cluster_from_environment, same_on_every_process, writes_outputs
 from classifier.models.training.compiling import one_hot_classes
-from classifier.models.training.epoch_log import EpochLog, StageLive
+from classifier.models.training.epoch_log import EpochLog, NotFinite, StageLive
 
 Arrays = tuple[np.ndarray, np.ndarray]  # (images or features, labels), arrays or memory maps
 
@@ -44,6 +47,7 @@ def fit(
     patience: int | None = None,
     class_weight: dict[int, float] | None = None,
     distribute: str = "none",
+    learning_rate: str = "the learning rate",
 ) -> dict:
     """Train on (x, y) arrays, keep the epoch with the lowest validation loss, write metrics/<stage>/metrics.json.
 
@@ -54,9 +58,14 @@ def fit(
     `class_weight` ({label: weight}) weighs each image's loss by its class.
     With `distribute` multi_host, each process of the cluster reads its part of every batch and only
     the first writes the metrics, logs and checkpoints (every one reads a checkpoint to resume).
+
+    Inputs that are not finite numbers (NaN, infinity: a model learns nothing from them, at a constant loss)
+    are refused before the first epoch, and a loss that is not one (training diverged) stops the stage after
+    its epoch, naming `learning_rate` (its key and value), with no metrics.json and no checkpoint of the run.
     """
     cluster = cluster_from_environment() if distribute == "multi_host" else None
     share = batch_share(stage, batch_size, cluster)
+    check_finite(train, validation)
     writer = writes_outputs(distribute)
     with only_run(stage) if writer else contextlib.nullcontext():  # one run of a stage at a time
         live = StageLive(stage_metrics_dir(stage)) if writer else None
@@ -77,25 +86,51 @@ def fit(
         started = time.perf_counter()
         if first_epoch < epochs and not log.learning_stopped:
             batches, checked = epoch_batches(stage, model, train, validation, batch_size, seed, share, cluster)
-            model.fit(
-                batches,
-                validation_data=checked,
-                epochs=epochs,
-                initial_epoch=first_epoch,
-                callbacks=[batches.follow_epochs(), log],
-                shuffle=False,
-                verbose=2,
-                class_weight=class_weight,
-            )
+            try:
+                model.fit(
+                    batches,
+                    validation_data=checked,
+                    epochs=epochs,
+                    initial_epoch=first_epoch,
+                    callbacks=[batches.follow_epochs(), log],
+                    shuffle=False,
+                    verbose=2,
+                    class_weight=class_weight,
+                )
+            except NotFinite as diverged:
+                if checkpoint:  # resuming would only diverge again
+                    checkpoint.remove()
+                if writer:  # dvclive's summary of the last epoch: no record of a run that succeeded
+                    training_summary(stage).unlink(missing_ok=True)
+                raise StageError(
+                    f"the {'training' if diverged.name == 'loss' else 'validation'} loss is {diverged.value}, not a "
+                    f"finite number, after epoch {diverged.epoch}: training diverged; lower {learning_rate} and run "
+                    f"it again (no model is kept from this run)"
+                ) from None
         seconds = time.perf_counter() - started
         summary = keep_best_epoch(model, log)
         if writer:
             live.summary = dict(summary)  # dvclive adds its step to the dict it is given
-            live.end()
+            with writing(stage_metrics_dir(stage)):
+                live.end()
         if checkpoint:
             checkpoint.remove()
         print_outcome(stage, log, summary, epochs, max(summary["epochs_run"] - first_epoch, 1), seconds)
         return summary
+
+
+def check_finite(train: Arrays, validation: Arrays) -> None:
+    """StageError for inputs (images or features) holding a value that is not a finite number."""
+    for what, (inputs, _) in (("training", train), ("validation", validation)):
+        bad = non_finite_rows(inputs)
+        if bad:
+            name = getattr(inputs, "filename", None)
+            source = f" ({os.path.relpath(name)})" if name else ""
+            raise StageError(
+                f"the {what} inputs{source} hold values that are not finite numbers (NaN or infinity) in {bad} of "
+                f"their {len(inputs)} rows: a model learns nothing from them; make them again (the features: "
+                f"`dvc repro extract_features`, which refuses such values)"
+            )
 
 
 def batch_share(stage: str, batch_size: int, cluster: Cluster | None) -> tuple[int, int]:

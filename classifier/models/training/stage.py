@@ -31,9 +31,10 @@ from classifier.core.paths import MODEL_STAGES, model_path, stage_metrics_dir, t
 from classifier.core.schema import RunParams
 from classifier.intake.prepared.arrays import load_prepared, read_classes
 from classifier.models.saving import save_model, write_placeholder
-from classifier.models.training.cluster import join_cluster, writes_outputs
+from classifier.models.training.cluster import writes_outputs
 from classifier.models.training.compiling import compile_model
 from classifier.models.training.fitting import Arrays, class_weights, fit
+from classifier.models.training.joining import join_cluster
 
 
 class TrainingStage:
@@ -43,6 +44,7 @@ class TrainingStage:
     def __init__(self, params, model_name: str, data: Callable[[], tuple[Arrays, Arrays]] | None = None):
         self.params, self.model_name, self.name = params, model_name, MODEL_STAGES[model_name]
         self.data = data or prepared_splits
+        self.learning_rate: float | None = None  # compile's, named if training diverges
 
     def skipped(self) -> bool:
         """True when `models.<model_name>` is false, once the stage's outputs are placeholders: a line of text
@@ -67,6 +69,7 @@ class TrainingStage:
         """compile_model as a training stage runs it: the `optimizer` section, `training.label_smoothing` and
         `training.jit_compile`; a schedule spans the stage's `epochs` of as many steps as ArrayBatches
         makes of the training data in batches of its `batch_size`."""
+        self.learning_rate = learning_rate
         compile_model(
             model,
             learning_rate,
@@ -93,6 +96,7 @@ class TrainingStage:
             patience=self.settings.patience,
             class_weight=class_weights(run.class_weight, self.train[1], len(self.class_names)),
             distribute=run.distribute,
+            learning_rate=learning_rate_text(self.name, self.learning_rate),
         )
 
     def save(self, model: keras.Model) -> None:
@@ -104,6 +108,13 @@ class TrainingStage:
             return
         with tempfile.TemporaryDirectory() as scratch:
             save_model(model, Path(scratch) / path.name, self.class_names)
+
+
+def learning_rate_text(stage: str, value: float | None) -> str:
+    """`train_frozen.learning_rate (now 0.01)`: a training stage's learning rate as params.yaml names it
+    (fine_tune's is the top-level `lr`)."""
+    key = "lr" if stage == "fine_tune" else f"{stage}.learning_rate"
+    return key if value is None else f"{key} (now {value:g})"
 
 
 def write_placeholders(stage: str, model_name: str) -> None:
@@ -129,7 +140,7 @@ def model_scope(run: RunParams, seed: int):
         raise StageError(problem)
     set_seed(seed, run.deterministic)
     if run.distribute == "multi_host":
-        join_cluster()  # before anything runs on JAX
+        join_cluster(run.join_timeout)  # before anything runs on JAX
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if run.mixed_precision else "float32")
     try:

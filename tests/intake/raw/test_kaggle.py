@@ -3,9 +3,13 @@ integer index, in class then index order, once each; and when class folders say 
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pytest
 
 from classifier.intake.raw.collection import KAGGLE, SPLIT_FOLDERS
+from classifier.intake.raw.files import RawFile
+from classifier.intake.raw.kaggle import class_folder, is_kaggle_test_folder, kaggle_folder_label, left_out_folders
 from classifier.intake.raw.layouts import raw_collection
 from tests.support.files import jpeg, write_files, zip_bytes
 from tests.support.intake import by_source, kaggle_keys, raises_raw_data_error
@@ -73,9 +77,46 @@ def test_loose_test1_zip_is_ignored(raw):
 
 
 def test_the_same_image_in_two_folders(raw):
+    """Read by Kaggle's names (cat.0.jpg is in no folder: no folder can say its class), dog.5.jpg is there twice;
+    were every image in a folder, a/ and b/ would be classes (tests/hostile/test_one_reading_of_a_layout.py)."""
+    (raw / "cat.0.jpg").write_bytes(jpeg(1))
     for folder in ("a", "b"):
         (raw / folder).mkdir()
         (raw / folder / "dog.5.jpg").write_bytes(jpeg())
     message = raises_raw_data_error(raw)
     assert str(raw / "a" / "dog.5.jpg") in message
     assert str(raw / "b" / "dog.5.jpg") in message
+
+
+def test_folders_of_kaggle_s_own_sorting_and_its_unlabelled_test_images():
+    assert [kaggle_folder_label(name) for name in ("cat", "Cats", "DOGS", "dog", "kittens", "cat.0.jpg")] == [
+        "cat", "cat", "dog", "dog", None, None,
+    ]  # fmt: skip
+    assert [is_kaggle_test_folder(name) for name in ("test1", "test", "test12", "tests", "my_test1")] == [
+        True, True, True, False, False,
+    ]  # fmt: skip
+
+
+# --- Kaggle's names or the folders (the cases: tests/hostile/test_one_reading_of_a_layout.py) ---------------
+
+
+@pytest.mark.parametrize(
+    ("path", "folder"),
+    [("cat.0.jpg", None), ("train/cat.0.jpg", None), ("train/train/cat.0.jpg", None), ("Val/x.jpg", None),
+     ("good/cat.0.jpg", "good"), ("good/deeper/x.jpg", "good"), ("train/good/cat.0.jpg", "train/good"),
+     ("TEST/other/a/b.jpg", "TEST/other"), ("training_set/cats/cat.1.jpg", "training_set")],
+)  # fmt: skip
+def test_the_class_folder_an_image_is_in(path, folder):
+    found = class_folder(PurePosixPath(path))
+    assert (found.as_posix() if found else None) == folder
+
+
+def test_the_folders_kaggle_s_names_would_leave_out(tmp_path):
+    names = ["cat.0.jpg", "good/a.jpg", "good/b.jpg", "mixed/cat.1.jpg", "mixed/c.jpg", "test1/1.jpg",
+             "near/Cat.2.jpg", "train/other/d.jpg"]  # fmt: skip
+    files = [RawFile(PurePosixPath(name), name, open) for name in names]
+    left_out = left_out_folders(files)
+    assert {folder.as_posix(): [file.source for file in found] for folder, found in left_out.items()} == {
+        "good": ["good/a.jpg", "good/b.jpg"],
+        "train/other": ["train/other/d.jpg"],
+    }

@@ -1,7 +1,8 @@
 """classifier/models/training/fitting.py: fit() on (x, y) arrays logs each epoch with dvclive and keeps the
 best one by validation loss (classifier.models.training.epoch_log), stops `patience` epochs after it, says
-whether more epochs would help, resumes without more epochs once learning stopped, stops in one line when the
-validation loss is never a number, and weighs the loss by class (class_weights). In a cluster only the first
+whether more epochs would help, resumes without more epochs once learning stopped, refuses inputs that are not
+finite numbers, stops in one line after the first epoch whose loss is not one (keeping no summary or checkpoint),
+and weighs the loss by class (class_weights). In a cluster only the first
 process writes outputs, logs and checkpoints; one host writes everything whatever the environment says."""
 
 from __future__ import annotations
@@ -146,12 +147,57 @@ def test_a_fit_killed_after_learning_stopped_resumes_without_more_epochs(fitted,
     assert (summary["best_epoch"], summary["epochs_run"]) == (best, best + 2)
 
 
-def test_a_fit_whose_validation_loss_is_never_a_number_stops_with_a_clear_error(tmp_path, monkeypatch):
+def test_inputs_that_are_not_finite_numbers_are_refused_before_the_first_epoch(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train_x, train_y, val_x, val_y = noisy_problem()
-    val_x = np.full_like(val_x, np.nan)
-    with pytest.raises(StageError, match="not a number in any epoch.*lower the learning rate"):
+    val_x[[3, 9], 1] = [np.nan, -np.inf]
+    np.save("features.npy", train_x)
+    with pytest.raises(StageError) as info:
         fit(tiny_model(0.1), "demo", (train_x, train_y), (val_x, val_y), epochs=2, batch_size=16, seed=0, resume=True)
+    assert str(info.value) == (
+        "the validation inputs hold values that are not finite numbers (NaN or infinity) in 2 of their 64 rows: a "
+        "model learns nothing from them; make them again (the features: `dvc repro extract_features`, which refuses "
+        "such values)"
+    )
+    mapped = np.lib.format.open_memmap("features.npy", mode="r+")
+    mapped[7, 0] = np.inf
+    mapped.flush()
+    with pytest.raises(StageError, match=r"^the training inputs \(features.npy\) hold .* in 1 of their 64 rows"):
+        fit(
+            tiny_model(0.1),
+            "demo",
+            (np.load("features.npy", mmap_mode="r"), train_y),
+            (train_x, train_y),
+            epochs=2,
+            batch_size=16,
+            seed=0,
+            resume=True,
+        )
+    assert relative_files(tmp_path) == {"features.npy"}  # no metrics, no checkpoint, no lock: nothing began
+
+
+def test_a_fit_that_diverges_stops_after_that_epoch_and_keeps_no_summary_or_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train_x, train_y, val_x, val_y = noisy_problem()
+    with pytest.raises(StageError) as info:
+        fit(
+            tiny_model(1e38),
+            "demo",
+            (train_x, train_y),
+            (val_x, val_y),
+            epochs=5,
+            batch_size=16,
+            seed=0,
+            resume=True,
+            learning_rate="demo.learning_rate (now 1e+38)",
+        )
+    assert str(info.value) == (
+        "the training loss is nan, not a finite number, after epoch 1: training diverged; lower "
+        "demo.learning_rate (now 1e+38) and run it again (no model is kept from this run)"
+    )
+    assert not (tmp_path / stage_metrics_dir("demo") / "metrics.json").exists()
+    assert not (tmp_path / ".dvc/tmp/checkpoints/demo").exists()
+    assert len(read_tsv(tmp_path / stage_metrics_dir("demo") / "plots/metrics/train/loss.tsv")) == 1  # its curve
 
 
 # --- class weights ------------------------------------------------------------------------------
