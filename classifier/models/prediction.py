@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from classifier.core.outputs import reserve
+from classifier.intake.prepared.checks import rows_not_finite
 from classifier.intake.prepared.shards import release
 from classifier.models.architecture import class_count, class_probabilities
 
@@ -53,7 +54,7 @@ def predict_to_file(extractor, images: np.ndarray, batch_size: int, out_path, vi
         for start, output in predict_batches(extractor, images, batch_size, view):
             row = index * count + start
             features[row : row + len(output)] = output
-            not_finite += int((~np.isfinite(output.reshape(len(output), -1))).any(axis=1).sum())
+            not_finite += rows_not_finite(output)
             if (row + len(output)) // RELEASE_EVERY > row // RELEASE_EVERY:
                 release(features)
                 release(images)

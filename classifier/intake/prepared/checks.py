@@ -145,7 +145,11 @@ def non_finite_rows(array, chunk_bytes: int = 64 * 1024 * 1024) -> int:
     step = max(1, chunk_bytes // row_bytes)
     bad = 0
     for start in range(0, len(array), step):
-        chunk = np.asarray(array[start : start + step])
-        bad += int((~np.isfinite(chunk.reshape(len(chunk), -1))).any(axis=1).sum())
+        bad += rows_not_finite(np.asarray(array[start : start + step]))
         release(array)  # a memory map's pages read: out of this process's memory again
     return bad
+
+
+def rows_not_finite(rows: np.ndarray) -> int:
+    """How many rows (along the first axis) of an array in memory hold a value that is not a finite number."""
+    return int((~np.isfinite(rows.reshape(len(rows), -1))).any(axis=1).sum())
